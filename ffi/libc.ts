@@ -1,0 +1,386 @@
+/**
+ * The libc symbol table, opened lazily once per isolate.
+ *
+ * Every parameter carries its C type as a comment. 64-bit parameters
+ * (`size_t`, `off_t`, pointers as integers) are `usize`/`isize`/`i64`, and
+ * callers pass `bigint`s so that the calls stay on Deno's fast path.
+ *
+ * @module
+ */
+
+import { currentLayout, type Layout } from "./layout.ts";
+
+/** The symbols fdpass calls. Symbols a platform may lack are `optional`. */
+export const symbols = {
+  // --- descriptors ---
+  close: {
+    parameters: [
+      "i32", // int fd
+    ],
+    result: "i32",
+  },
+  read: {
+    parameters: [
+      "i32", // int fd
+      "buffer", // void *buf
+      "usize", // size_t count
+    ],
+    result: "isize",
+  },
+  write: {
+    parameters: [
+      "i32", // int fd
+      "buffer", // const void *buf
+      "usize", // size_t count
+    ],
+    result: "isize",
+  },
+  pread: {
+    parameters: [
+      "i32", // int fd
+      "buffer", // void *buf
+      "usize", // size_t count
+      "i64", // off_t offset
+    ],
+    result: "isize",
+  },
+  lseek: {
+    parameters: [
+      "i32", // int fd
+      "i64", // off_t offset
+      "i32", // int whence
+    ],
+    result: "i64",
+  },
+  // int fcntl(int fd, int cmd, ...): the third argument travels as a 64-bit
+  // register, which the callee reads as an int (System V, AAPCS64 on Linux).
+  fcntl: {
+    parameters: [
+      "i32", // int fd
+      "i32", // int cmd
+      "i64", // int arg (variadic)
+    ],
+    result: "i32",
+  },
+  // Apple arm64 passes variadic arguments on the stack: fill the eight
+  // argument registers, then the ninth parameter lands where va_arg reads.
+  fcntl_variadic_stack: {
+    name: "fcntl",
+    parameters: [
+      "i32", // int fd
+      "i32", // int cmd
+      "i64", // (x2, unused)
+      "i64", // (x3, unused)
+      "i64", // (x4, unused)
+      "i64", // (x5, unused)
+      "i64", // (x6, unused)
+      "i64", // (x7, unused)
+      "i64", // int arg (variadic, first stack slot)
+    ],
+    result: "i32",
+  },
+  open: {
+    parameters: [
+      "buffer", // const char *pathname
+      "i32", // int flags
+      "i64", // mode_t mode (variadic)
+    ],
+    result: "i32",
+  },
+  open_variadic_stack: {
+    name: "open",
+    parameters: [
+      "buffer", // const char *pathname
+      "i32", // int flags
+      "i64", // (x2, unused)
+      "i64", // (x3, unused)
+      "i64", // (x4, unused)
+      "i64", // (x5, unused)
+      "i64", // (x6, unused)
+      "i64", // (x7, unused)
+      "i64", // mode_t mode (variadic, first stack slot)
+    ],
+    result: "i32",
+  },
+  fstat: {
+    parameters: [
+      "i32", // int fd
+      "buffer", // struct stat *statbuf
+    ],
+    result: "i32",
+  },
+  lstat: {
+    parameters: [
+      "buffer", // const char *pathname
+      "buffer", // struct stat *statbuf
+    ],
+    result: "i32",
+  },
+  unlink: {
+    parameters: [
+      "buffer", // const char *pathname
+    ],
+    result: "i32",
+  },
+  pipe: {
+    parameters: [
+      "buffer", // int pipefd[2]
+    ],
+    result: "i32",
+  },
+  pipe2: {
+    parameters: [
+      "buffer", // int pipefd[2]
+      "i32", // int flags
+    ],
+    result: "i32",
+    optional: true,
+  },
+  getpid: { parameters: [], result: "i32" },
+  // --- sockets ---
+  socket: {
+    parameters: [
+      "i32", // int domain
+      "i32", // int type
+      "i32", // int protocol
+    ],
+    result: "i32",
+  },
+  socketpair: {
+    parameters: [
+      "i32", // int domain
+      "i32", // int type
+      "i32", // int protocol
+      "buffer", // int sv[2]
+    ],
+    result: "i32",
+  },
+  bind: {
+    parameters: [
+      "i32", // int sockfd
+      "buffer", // const struct sockaddr *addr
+      "u32", // socklen_t addrlen
+    ],
+    result: "i32",
+  },
+  listen: {
+    parameters: [
+      "i32", // int sockfd
+      "i32", // int backlog
+    ],
+    result: "i32",
+  },
+  accept: {
+    parameters: [
+      "i32", // int sockfd
+      "buffer", // struct sockaddr *addr
+      "buffer", // socklen_t *addrlen
+    ],
+    result: "i32",
+  },
+  accept4: {
+    parameters: [
+      "i32", // int sockfd
+      "buffer", // struct sockaddr *addr
+      "buffer", // socklen_t *addrlen
+      "i32", // int flags
+    ],
+    result: "i32",
+    optional: true,
+  },
+  connect: {
+    parameters: [
+      "i32", // int sockfd
+      "buffer", // const struct sockaddr *addr
+      "u32", // socklen_t addrlen
+    ],
+    result: "i32",
+  },
+  sendmsg: {
+    parameters: [
+      "i32", // int sockfd
+      "pointer", // const struct msghdr *msg
+      "i32", // int flags
+    ],
+    result: "isize",
+  },
+  recvmsg: {
+    parameters: [
+      "i32", // int sockfd
+      "pointer", // struct msghdr *msg
+      "i32", // int flags
+    ],
+    result: "isize",
+  },
+  getsockopt: {
+    parameters: [
+      "i32", // int sockfd
+      "i32", // int level
+      "i32", // int optname
+      "buffer", // void *optval
+      "buffer", // socklen_t *optlen
+    ],
+    result: "i32",
+  },
+  setsockopt: {
+    parameters: [
+      "i32", // int sockfd
+      "i32", // int level
+      "i32", // int optname
+      "buffer", // const void *optval
+      "u32", // socklen_t optlen
+    ],
+    result: "i32",
+  },
+  getsockname: {
+    parameters: [
+      "i32", // int sockfd
+      "buffer", // struct sockaddr *addr
+      "buffer", // socklen_t *addrlen
+    ],
+    result: "i32",
+  },
+  getpeername: {
+    parameters: [
+      "i32", // int sockfd
+      "buffer", // struct sockaddr *addr
+      "buffer", // socklen_t *addrlen
+    ],
+    result: "i32",
+  },
+  getpeereid: {
+    parameters: [
+      "i32", // int s
+      "buffer", // uid_t *euid
+      "buffer", // gid_t *egid
+    ],
+    result: "i32",
+    optional: true,
+  },
+  shutdown: {
+    parameters: [
+      "i32", // int sockfd
+      "i32", // int how
+    ],
+    result: "i32",
+  },
+  // --- waiting ---
+  poll: {
+    parameters: [
+      "buffer", // struct pollfd *fds
+      "u64", // nfds_t nfds (u32 on BSD; the upper half is ignored there)
+      "i32", // int timeout
+    ],
+    result: "i32",
+  },
+  // --- shared memory and events ---
+  memfd_create: {
+    parameters: [
+      "buffer", // const char *name
+      "u32", // unsigned int flags
+    ],
+    result: "i32",
+    optional: true,
+  },
+  eventfd: {
+    parameters: [
+      "u32", // unsigned int initval
+      "i32", // int flags
+    ],
+    result: "i32",
+    optional: true,
+  },
+  ftruncate: {
+    parameters: [
+      "i32", // int fd
+      "i64", // off_t length
+    ],
+    result: "i32",
+  },
+  mmap: {
+    parameters: [
+      "pointer", // void *addr
+      "usize", // size_t length
+      "i32", // int prot
+      "i32", // int flags
+      "i32", // int fd
+      "i64", // off_t offset
+    ],
+    result: "pointer",
+  },
+  munmap: {
+    parameters: [
+      "pointer", // void *addr
+      "usize", // size_t length
+    ],
+    result: "i32",
+  },
+  // --- errors ---
+  strerror: {
+    parameters: [
+      "i32", // int errnum
+    ],
+    result: "pointer",
+  },
+  __errno_location: { parameters: [], result: "pointer", optional: true },
+  __error: { parameters: [], result: "pointer", optional: true },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened symbols. */
+export type Libc = Deno.DynamicLibrary<typeof symbols>["symbols"];
+
+/** The libc handle plus the per-isolate pieces read from it once. */
+export interface LibcContext {
+  /** The symbols. */
+  readonly lib: Libc;
+  /** The platform layout the library was opened with. */
+  readonly layout: Layout;
+  /** A view over this thread's `errno`; read `errno[0]` right after a call. */
+  readonly errno: Int32Array;
+  /** `fcntl(fd, cmd, arg)` with the platform's variadic convention. */
+  readonly fcntl: (fd: number, cmd: number, arg: number) => number;
+  /** `open(path, flags, mode)` with the platform's variadic convention. */
+  readonly open: (path: Uint8Array, flags: number, mode: number) => number;
+}
+
+let context: LibcContext | undefined;
+
+/**
+ * Opens libc on first use and returns the shared context.
+ *
+ * @throws {Error} When the library cannot be opened, with the cause attached.
+ */
+export function libc(): LibcContext {
+  return context ??= openLibc();
+}
+
+function openLibc(): LibcContext {
+  const layout = currentLayout();
+  let dylib: Deno.DynamicLibrary<typeof symbols>;
+  try {
+    dylib = Deno.dlopen(layout.libraryPath, symbols);
+  } catch (cause) {
+    throw new Error(`Failed to open libc "${layout.libraryPath}"`, { cause });
+  }
+  const lib = dylib.symbols;
+  const errnoLocation = lib[layout.errnoSymbol];
+  if (errnoLocation === null) {
+    throw new Error(`libc has no errno accessor "${layout.errnoSymbol}"`);
+  }
+  const errnoPointer = errnoLocation();
+  if (errnoPointer === null) {
+    throw new Error(`"${layout.errnoSymbol}" returned a null pointer`);
+  }
+  const errno = new Int32Array(
+    Deno.UnsafePointerView.getArrayBuffer(errnoPointer, 4),
+  );
+  const fcntl = layout.variadicOnStack
+    ? (fd: number, cmd: number, arg: number) =>
+      lib.fcntl_variadic_stack(fd, cmd, 0n, 0n, 0n, 0n, 0n, 0n, BigInt(arg))
+    : (fd: number, cmd: number, arg: number) => lib.fcntl(fd, cmd, BigInt(arg));
+  const open = layout.variadicOnStack
+    ? (path: Uint8Array, flags: number, mode: number) =>
+      lib.open_variadic_stack(path, flags, 0n, 0n, 0n, 0n, 0n, 0n, BigInt(mode))
+    : (path: Uint8Array, flags: number, mode: number) => lib.open(path, flags, BigInt(mode));
+  return Object.freeze({ lib, layout, errno, fcntl, open });
+}

@@ -1,0 +1,72 @@
+/**
+ * Pass open file descriptors between processes over Unix domain sockets
+ * (`sendmsg`/`recvmsg` with `SCM_RIGHTS`), from Deno, through `Deno.dlopen`
+ * of the system libc: no native addon, no C shim.
+ *
+ * - {@linkcode UnixSocket}: stream, seqpacket and datagram Unix sockets;
+ *   `sendSync(data, { fds })` and `recvSync()`.
+ * - {@linkcode UnixListener}: listening sockets on paths or Linux abstract
+ *   names.
+ * - {@linkcode OwnedFd} and {@linkcode BorrowedFd}: descriptors with
+ *   ownership, close-on-exec by default, and hand-off to `node:net` and
+ *   `Deno.FsFile`.
+ * - {@linkcode sendFd} / {@linkcode recvFd}: Perl IO::FDPass's wire format.
+ * - {@linkcode ErrnoError} and {@linkcode ControlTruncatedError}: typed
+ *   errors.
+ *
+ * Needs `--allow-ffi` (unscoped: a path-scoped grant blocks the pointer
+ * APIs the library uses).
+ *
+ * @example Pass an open file to the other end of a socketpair
+ * ```ts
+ * import { openFd, UnixSocket } from "@fdpass/fdpass";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const [a, b] = UnixSocket.pair();
+ * using file = openFd("/dev/null");
+ * a.sendSync("here is a file", { fds: [file] });
+ *
+ * const { data, fds } = b.recvSync()!;
+ * assertEquals(new TextDecoder().decode(data), "here is a file");
+ * using received = fds[0]!;
+ * assertEquals(received.kind, "character");
+ * a.close();
+ * b.close();
+ * ```
+ *
+ * @module
+ */
+
+// Descriptors: ownership, flags, read/write, hand-off to Deno and node:net.
+export {
+  BorrowedFd,
+  borrowFd,
+  Descriptor,
+  type FdKind,
+  type FdStat,
+  openFd,
+  type OpenFdOptions,
+  OwnedFd,
+  pipe,
+} from "./src/fd.ts";
+
+// Unix sockets and fd passing.
+export {
+  type ReceivedDatagram,
+  type ReceivedMessage,
+  type SendOptions,
+  type UnixConnectOptions,
+  type UnixDatagramOptions,
+  UnixSocket,
+} from "./src/unix_socket.ts";
+export { UnixListener, type UnixListenOptions } from "./src/unix_listener.ts";
+export type { FdLike, ReceiveOptions, SocketType } from "./src/transfer.ts";
+export type { SocketAddress, UnixAddress } from "./src/address.ts";
+export type { PeerCredentials } from "./src/credentials.ts";
+export type { MessageCredentials } from "./src/message.ts";
+
+// IO::FDPass wire convention: one zero byte carries one fd.
+export { recvFd, sendFd } from "./src/io_fdpass.ts";
+
+// Errors.
+export { ControlTruncatedError, ErrnoError } from "./src/errors.ts";

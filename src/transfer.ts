@@ -1,0 +1,277 @@
+/**
+ * Sending and receiving one message with fds on a socket fd number: the
+ * argument checks, the stream rules and the retry loops shared by
+ * {@linkcode UnixSocket} and the IO::FDPass helpers.
+ *
+ * @module
+ */
+
+import { libc } from "../ffi/libc.ts";
+import { checkFdNumber, describeValue, throwErrno } from "./errors.ts";
+import {
+  getRecvKit,
+  getSendKit,
+  type MessageKit,
+  type ParsedMessage,
+  parseReceived,
+  prepareReceive,
+  writeRights,
+} from "./message.ts";
+import { retryKind, waitSync } from "./sys.ts";
+import { encodeAddress, type UnixAddress } from "./address.ts";
+
+/** Something that names an fd: a number, or an object with an `fd` (such as {@linkcode OwnedFd}). */
+export type FdLike = number | { readonly fd: number };
+
+/** The kinds of Unix socket. */
+export type SocketType = "stream" | "seqpacket" | "dgram";
+
+/** Default receive capacity in bytes. */
+export const DEFAULT_MAX_BYTES = 64 * 1024;
+
+const encoder = new TextEncoder();
+const fdNumbers: number[] = [];
+
+/**
+ * Validates the `fds` option and returns their numbers in a shared array.
+ *
+ * @param fds The fds to send.
+ * @returns The numbers (valid until the next call).
+ */
+export function collectFds(fds: Iterable<FdLike> | undefined): number[] {
+  fdNumbers.length = 0;
+  if (fds === undefined) return fdNumbers;
+  if (fds === null || typeof (fds as Iterable<FdLike>)[Symbol.iterator] !== "function") {
+    throw new TypeError(
+      `Option "fds" must be an array of fds, received ${describeValue(fds)}`,
+    );
+  }
+  const max = libc().layout.maxFdsPerMessage;
+  let i = 0;
+  for (const item of fds) {
+    if (i === max) {
+      let count = i;
+      for (const _ of fds) count++;
+      count -= i;
+      fdNumbers.length = 0;
+      throw new RangeError(
+        `Option "fds" has ${count} fds, but the kernel accepts at most ${max} in one message (SCM_MAX_FD); split them over several messages`,
+      );
+    }
+    fdNumbers.push(fdNumberOf(item, `fds[${i}]`));
+    i++;
+  }
+  return fdNumbers;
+}
+
+/**
+ * The fd number of an {@linkcode FdLike}.
+ *
+ * @param item A number or an object with an `fd`.
+ * @param name The argument name for errors.
+ * @returns The number.
+ */
+export function fdNumberOf(item: FdLike, name: string): number {
+  if (typeof item === "number") return checkFdNumber(item, name);
+  if (typeof item === "object" && item !== null && "fd" in item) {
+    if ((item as { closed?: unknown }).closed === true) {
+      throw new TypeError(`Argument "${name}" is closed`);
+    }
+    return checkFdNumber(item.fd, name);
+  }
+  throw new TypeError(
+    `Argument "${name}" must be an fd number or an object with an fd, received ${
+      describeValue(item)
+    }`,
+  );
+}
+
+/**
+ * Turns the `data` argument into bytes.
+ *
+ * @param data Bytes or a string (sent as UTF-8).
+ * @returns The bytes.
+ */
+export function dataBytes(data: Uint8Array | string): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (typeof data === "string") return encoder.encode(data);
+  throw new TypeError(
+    `Argument "data" must be a Uint8Array or a string, received ${describeValue(data)}`,
+  );
+}
+
+function callSendmsg(kit: MessageKit, fd: number): number {
+  const { lib, layout } = libc();
+  for (;;) {
+    const n = Number(lib.sendmsg(fd, kit.header, layout.constants.MSG_NOSIGNAL));
+    if (n >= 0) return n;
+    const retry = retryKind();
+    if (retry === "wait") waitSync(fd, layout.constants.POLLOUT);
+    else if (retry === "no") throwErrno("sendmsg");
+  }
+}
+
+/**
+ * Sends `data` with `fds` on a socket, blocking until done.
+ *
+ * On a stream, a send that the kernel cuts short is continued until every
+ * byte is out; the fds travel with the first chunk. On seqpacket and dgram
+ * sockets the message is sent whole or not at all.
+ *
+ * @param fd The socket.
+ * @param type The socket type.
+ * @param data The bytes or text.
+ * @param fds The fds (validated by {@linkcode collectFds}).
+ * @param address The destination of a datagram, or `null`.
+ * @returns The number of bytes sent.
+ */
+export function sendOnFd(
+  fd: number,
+  type: SocketType,
+  data: Uint8Array | string,
+  fds: readonly number[],
+  address: UnixAddress | null,
+): number {
+  const kit = getSendKit();
+  let bytes: Uint8Array;
+  let length: number;
+  if (typeof data === "string" && data.length * 3 <= kit.data.byteLength) {
+    // Encode straight into the kit: no intermediate allocation.
+    length = encoder.encodeInto(data, kit.data).written;
+    bytes = kit.data;
+  } else {
+    bytes = dataBytes(data);
+    length = bytes.byteLength;
+  }
+  if (type === "stream" && length === 0 && fds.length > 0) {
+    throw new TypeError(
+      `Argument "data" must not be empty when sending fds on a stream socket: the kernel drops fds sent with no data byte`,
+    );
+  }
+  kit.setNameLength(
+    address === null ? 0 : encodeAddress(address, kit.name(), "address"),
+  );
+  if (type !== "stream") {
+    if (bytes !== kit.data) {
+      kit.ensureData(length);
+      kit.data.set(bytes);
+    }
+    kit.setIov(0, length);
+    writeRights(kit, fds);
+    return callSendmsg(kit, fd);
+  }
+  if (length === 0) return 0;
+  let sent = 0;
+  while (sent < length) {
+    const chunk = Math.min(length - sent, kit.data.byteLength);
+    if (bytes !== kit.data) kit.data.set(bytes.subarray(sent, sent + chunk));
+    kit.setIov(bytes === kit.data ? sent : 0, chunk);
+    // The fds go with the first chunk only.
+    if (sent === 0) writeRights(kit, fds);
+    else kit.setControlLength(0);
+    sent += callSendmsg(kit, fd);
+  }
+  return sent;
+}
+
+/** Options for receiving one message. */
+export interface ReceiveOptions {
+  /**
+   * Most data bytes to take. On a stream, a message with fds is a read
+   * barrier: bytes after it come with the next call.
+   *
+   * @default {65536}
+   */
+  maxBytes?: number;
+  /**
+   * Most fds to accept. When more arrive, all of them are closed and a
+   * {@linkcode ControlTruncatedError} is thrown (carrying the data).
+   *
+   * @default {253}
+   */
+  maxFds?: number;
+}
+
+/**
+ * Checks and fills in receive options.
+ *
+ * @param options The caller's options.
+ * @param type The socket type.
+ * @returns `[maxBytes, maxFds]`.
+ */
+export function receiveLimits(
+  options: ReceiveOptions | undefined,
+  type: SocketType,
+): [number, number] {
+  const maxBytes = options?.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxFds = options?.maxFds ?? libc().layout.maxFdsPerMessage;
+  if (
+    typeof maxBytes !== "number" || !Number.isInteger(maxBytes) ||
+    maxBytes < (type === "stream" ? 1 : 0) || maxBytes > 0x7fffffff
+  ) {
+    throw new RangeError(
+      `Option "maxBytes" must be an integer from ${type === "stream" ? 1 : 0} to 2147483647${
+        type === "stream" ? " on a stream socket" : ""
+      }, received ${String(maxBytes)}`,
+    );
+  }
+  if (typeof maxFds !== "number" || !Number.isInteger(maxFds) || maxFds < 0) {
+    throw new RangeError(
+      `Option "maxFds" must be a non-negative integer, received ${String(maxFds)}`,
+    );
+  }
+  return [maxBytes, maxFds];
+}
+
+/**
+ * Receives one message, blocking until one is there.
+ *
+ * @param fd The socket.
+ * @param type The socket type.
+ * @param maxBytes Data capacity.
+ * @param maxFds Most fds accepted.
+ * @param wantAddress Whether to decode the sender's address.
+ * @returns The message, or `null` at end of stream.
+ */
+export function recvOnFd(
+  fd: number,
+  type: SocketType,
+  maxBytes: number,
+  maxFds: number,
+  wantAddress: boolean,
+): ParsedMessage | null {
+  const { lib, layout } = libc();
+  const c = layout.constants;
+  const kit = getRecvKit();
+  for (;;) {
+    prepareReceive(kit, maxBytes, wantAddress);
+    const n = Number(lib.recvmsg(fd, kit.header, c.MSG_CMSG_CLOEXEC));
+    if (n >= 0) return finishReceive(kit, n, type, maxFds, wantAddress);
+    const retry = retryKind();
+    if (retry === "wait") waitSync(fd, c.POLLIN);
+    else if (retry === "no") throwErrno("recvmsg");
+  }
+}
+
+/**
+ * Parses a successful `recvmsg` and applies the end-of-stream rule: 0 bytes
+ * is the end on a stream, and 0 bytes with no fds on a seqpacket socket.
+ *
+ * @param kit The receive kit.
+ * @param n The byte count.
+ * @param type The socket type.
+ * @param maxFds Most fds accepted.
+ * @param wantAddress Whether to decode the sender's address.
+ * @returns The message, or `null` at end of stream.
+ */
+export function finishReceive(
+  kit: MessageKit,
+  n: number,
+  type: SocketType,
+  maxFds: number,
+  wantAddress: boolean,
+): ParsedMessage | null {
+  const message = parseReceived(kit, n, maxFds, wantAddress);
+  if (n === 0 && type !== "dgram" && message.fds.length === 0) return null;
+  return message;
+}
