@@ -27,7 +27,7 @@ const errnoBrand: unique symbol = Symbol("fdpass.ErrnoError");
  * try {
  *   UnixSocket.connectSync("/nonexistent/fdpass.sock");
  * } catch (error) {
- *   assert(error instanceof ErrnoError);
+ *   if (!(error instanceof ErrnoError)) throw error;
  *   assert(error instanceof Deno.errors.NotFound);
  *   assertEquals(error.code, "ENOENT");
  *   assertEquals(error.syscall, "connect");

@@ -50,9 +50,9 @@ export function collectFds(fds: Iterable<FdLike> | undefined): number[] {
   let i = 0;
   for (const item of fds) {
     if (i === max) {
-      let count = i;
-      for (const _ of fds) count++;
-      count -= i;
+      // Count them all; a one-shot iterator (a generator) resumes past `item`.
+      const oneShot = (fds[Symbol.iterator]() as unknown) === fds;
+      const count = (oneShot ? i + 1 : 0) + [...fds].length;
       fdNumbers.length = 0;
       throw new RangeError(
         `Option "fds" has ${count} fds, but the kernel accepts at most ${max} in one message (SCM_MAX_FD); split them over several messages`,

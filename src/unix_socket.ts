@@ -6,7 +6,7 @@
  */
 
 import { libc } from "../ffi/libc.ts";
-import { throwErrno } from "./errors.ts";
+import { checkFdNumber, describeValue, throwErrno } from "./errors.ts";
 import { lstatPath, OwnedFd } from "./fd.ts";
 import type { SocketAddress, UnixAddress } from "./address.ts";
 import { type PeerCredentials, peerCredentialsOf } from "./credentials.ts";
@@ -278,7 +278,12 @@ export class UnixSocket {
    * ```
    */
   static from(fd: OwnedFd | number): UnixSocket {
-    const number = typeof fd === "number" ? fd : fd.fd;
+    if (typeof fd !== "number" && !(fd instanceof OwnedFd)) {
+      throw new TypeError(
+        `Argument "fd" must be an OwnedFd or an fd number, received ${describeValue(fd)}`,
+      );
+    }
+    const number = typeof fd === "number" ? checkFdNumber(fd, "fd") : fd.fd;
     const type = socketTypeOf(number, "fd");
     const handle = typeof fd === "number" ? new OwnedFd(fd) : new OwnedFd(fd.release());
     return new UnixSocket(handle, type);

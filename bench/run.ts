@@ -1,0 +1,609 @@
+/**
+ * The fdpass benchmark runner: the library next to C, Perl IO::FDPass and
+ * Python 3 on the same work, measured in one run on one machine.
+ *
+ *   deno run --allow-ffi --allow-read --allow-write --allow-run --allow-env bench/run.ts [--smoke] [--json]
+ *
+ * The peers are built and run on the spot: the C program in
+ * `peers/roundtrip.c` is compiled with `cc -O2` into `.bench-build/`,
+ * `peers/io_fdpass.pl` runs under `perl` with IO::FDPass
+ * (`libio-fdpass-perl`), `peers/socket_fds.py` under `python3` with
+ * `socket.send_fds`/`recv_fds`. A peer that is not installed is reported as
+ * "missing", never estimated. Every implementation does the same work:
+ *
+ * - in-process round trip on a stream socketpair: send 1 byte + 1 fd,
+ *   receive it, close the received fd;
+ * - the same with 16 and with 253 fds per message;
+ * - 64 KiB of data + 1 fd (received until all bytes are in);
+ * - cross-process ping-pong: a child echoes the fd back (the library's child
+ *   is a Deno script on the sync API, `peers/echo_child.ts`; C, Perl and
+ *   Python fork their own);
+ * - the library's async `send`/`recv` on the same items, when it has them.
+ *
+ * IO::FDPass sends exactly one byte and one fd per message, so it runs the
+ * 1-fd round trip and the ping-pong only. Python's `recv_fds` is called as
+ * users call it, without `MSG_CMSG_CLOEXEC`.
+ *
+ * Each measurement runs a warm-up of a tenth of its iterations first; the
+ * implementations take turns over several rounds and the median round is
+ * reported. The `lib/impl` column is the library's operations per second
+ * divided by the implementation's: above 1 the library is faster. The
+ * memory section reads VmRSS and `Deno.memoryUsage().heapUsed` before and
+ * after 1,000,000 sync round trips (20,000 with `--smoke`); add
+ * `--v8-flags=--expose-gc` to collect garbage before each reading.
+ *
+ * `--smoke` runs few iterations (well under a minute) so that CI keeps the
+ * runner working; its figures are not meant to be quoted. `--json` prints
+ * the results as JSON instead of tables.
+ *
+ * @module
+ */
+
+// @std/cli's mod.js pulls in unicode_width.js, whose data file the npm
+// deno-std package does not ship: import parseArgs from its own file.
+import { parseArgs } from "npm:deno-std@^1.4.0/cli/parse_args.js";
+import {
+  borrowFd,
+  openFd,
+  type OwnedFd,
+  type ReceivedMessage,
+  type SendOptions,
+  UnixSocket,
+} from "../mod.ts";
+import {
+  buildC,
+  checkPerl,
+  checkPython,
+  ECHO_CHILD,
+  limited,
+  machine,
+  machineLine,
+  median,
+  type Missing,
+  PERL_PEER,
+  PYTHON_PEER,
+  residentBytes,
+  runPeer,
+} from "./support.ts";
+
+const args = parseArgs(Deno.args, {
+  boolean: ["smoke", "json", "help"],
+  alias: { h: "help" },
+});
+if (args.help) {
+  console.log(
+    "usage: deno run --allow-ffi --allow-read --allow-write --allow-run --allow-env bench/run.ts [--smoke] [--json]",
+  );
+  Deno.exit(0);
+}
+const smoke = args.smoke;
+
+/** One piece of work every implementation does. */
+interface WorkItem {
+  readonly id: string;
+  readonly title: string;
+  /** Fds per message (in-process items). */
+  readonly fds: number;
+  /** Data bytes per message (in-process items). */
+  readonly bytes: number;
+  readonly crossProcess: boolean;
+  readonly iterations: number;
+  readonly rounds: number;
+}
+
+const items: WorkItem[] = [
+  {
+    id: "roundtrip-1",
+    title: "in-process round trip, 1 byte + 1 fd",
+    fds: 1,
+    bytes: 1,
+    crossProcess: false,
+    iterations: smoke ? 5_000 : 200_000,
+    rounds: smoke ? 1 : 5,
+  },
+  {
+    id: "roundtrip-16",
+    title: "in-process round trip, 1 byte + 16 fds",
+    fds: 16,
+    bytes: 1,
+    crossProcess: false,
+    iterations: smoke ? 1_000 : 40_000,
+    rounds: smoke ? 1 : 3,
+  },
+  {
+    id: "roundtrip-253",
+    title: "in-process round trip, 1 byte + 253 fds",
+    fds: 253,
+    bytes: 1,
+    crossProcess: false,
+    iterations: smoke ? 100 : 4_000,
+    rounds: smoke ? 1 : 3,
+  },
+  {
+    id: "data-64k",
+    title: "in-process round trip, 64 KiB + 1 fd",
+    fds: 1,
+    bytes: 64 * 1024,
+    crossProcess: false,
+    iterations: smoke ? 1_000 : 40_000,
+    rounds: smoke ? 1 : 3,
+  },
+  {
+    id: "pingpong",
+    title: "cross-process ping-pong, 1 byte + 1 fd each way",
+    fds: 1,
+    bytes: 1,
+    crossProcess: true,
+    iterations: smoke ? 500 : 20_000,
+    rounds: smoke ? 1 : 3,
+  },
+];
+
+const MEMORY_ROUND_TRIPS = smoke ? 20_000 : 1_000_000;
+
+/** The library's async methods, when it has them. */
+interface AsyncSocket {
+  send(data: Uint8Array, options?: SendOptions): Promise<number>;
+  recv(options?: { maxBytes?: number }): Promise<ReceivedMessage | null>;
+}
+
+const proto = UnixSocket.prototype as unknown as Record<string, unknown>;
+const hasAsync = typeof proto.send === "function" && typeof proto.recv === "function";
+
+/** An implementation: runs one work item and returns ns per operation. */
+interface Implementation {
+  readonly name: string;
+  /** Why it cannot run at all (not installed), or `null`. */
+  readonly missing: string | null;
+  /** Why it does not apply to this item, or `null` if it does. */
+  notApplicable(item: WorkItem): string | null;
+  measure(item: WorkItem): Promise<number>;
+}
+
+function missingReason(check: true | Missing | string): string | null {
+  return typeof check === "object" ? check.missing : null;
+}
+
+const cProgram = buildC();
+const perl = checkPerl();
+const python = checkPython();
+
+const library: Implementation = {
+  name: "fdpass (sync)",
+  missing: null,
+  notApplicable: () => null,
+  measure: (item) => item.crossProcess ? libraryPingPong("sync", item) : libraryInProcess(item),
+};
+
+const implementations: Implementation[] = [
+  library,
+  {
+    name: "fdpass (async)",
+    missing: hasAsync ? null : "not available yet (UnixSocket has no send/recv)",
+    notApplicable: () => null,
+    measure: (item) =>
+      item.crossProcess ? libraryPingPong("async", item) : libraryInProcessAsync(item),
+  },
+  {
+    name: "C (cc -O2)",
+    missing: missingReason(cProgram),
+    notApplicable: () => null,
+    measure: (item) =>
+      Promise.resolve(runPeer(
+        cProgram as string,
+        item.crossProcess
+          ? ["pingpong", String(item.iterations)]
+          : ["roundtrip", String(item.iterations), String(item.fds), String(item.bytes)],
+      )),
+  },
+  {
+    name: "Perl IO::FDPass",
+    missing: missingReason(perl),
+    notApplicable: (item) =>
+      item.fds === 1 && item.bytes === 1 ? null : "n/a: one byte and one fd per message",
+    measure: (item) =>
+      Promise.resolve(runPeer("perl", [
+        PERL_PEER.pathname,
+        item.crossProcess ? "pingpong" : "roundtrip",
+        String(item.iterations),
+      ])),
+  },
+  {
+    name: "Python socket.send_fds",
+    missing: missingReason(python),
+    notApplicable: () => null,
+    measure: (item) =>
+      Promise.resolve(runPeer(
+        "python3",
+        item.crossProcess ? [PYTHON_PEER.pathname, "pingpong", String(item.iterations)] : [
+          PYTHON_PEER.pathname,
+          "roundtrip",
+          String(item.iterations),
+          String(item.fds),
+          String(item.bytes),
+        ],
+      )),
+  },
+];
+
+function warmupOf(iterations: number): number {
+  return Math.floor(iterations / 10) + 1;
+}
+
+/** Receives until `bytes` bytes are in, closing every fd that arrives. */
+function receiveAllSync(socket: UnixSocket, bytes: number): void {
+  let got = 0;
+  while (got < bytes) {
+    const message = socket.recvSync();
+    if (message === null) throw new Error("Unexpected end of stream");
+    for (const fd of message.fds) fd.close();
+    got += message.data.byteLength;
+  }
+}
+
+async function receiveAll(socket: AsyncSocket, bytes: number): Promise<void> {
+  let got = 0;
+  while (got < bytes) {
+    const message = await socket.recv();
+    if (message === null) throw new Error("Unexpected end of stream");
+    for (const fd of message.fds) fd.close();
+    got += message.data.byteLength;
+  }
+}
+
+function libraryInProcess(item: WorkItem): Promise<number> {
+  const [a, b] = UnixSocket.pair();
+  using devNull = openFd("/dev/null");
+  try {
+    const data = new Uint8Array(item.bytes);
+    const options = { fds: new Array<OwnedFd>(item.fds).fill(devNull) };
+    const loop = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        a.sendSync(data, options);
+        receiveAllSync(b, item.bytes);
+      }
+    };
+    loop(warmupOf(item.iterations));
+    const start = performance.now();
+    loop(item.iterations);
+    return Promise.resolve((performance.now() - start) * 1e6 / item.iterations);
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
+async function libraryInProcessAsync(item: WorkItem): Promise<number> {
+  const [a, b] = UnixSocket.pair();
+  using devNull = openFd("/dev/null");
+  try {
+    const sender = a as unknown as AsyncSocket;
+    const receiver = b as unknown as AsyncSocket;
+    const data = new Uint8Array(item.bytes);
+    const options = { fds: new Array<OwnedFd>(item.fds).fill(devNull) };
+    const loop = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        // Send and receive concurrently: 64 KiB may not fit in one send.
+        await Promise.all([sender.send(data, options), receiveAll(receiver, item.bytes)]);
+      }
+    };
+    await loop(warmupOf(item.iterations));
+    const start = performance.now();
+    await loop(item.iterations);
+    return (performance.now() - start) * 1e6 / item.iterations;
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
+/**
+ * Ping-pong with a Deno child: the child's end of a socketpair is left open
+ * across exec, so nothing waits on an accept (a child that fails to start
+ * shows up as end of stream here).
+ */
+async function libraryPingPong(mode: "sync" | "async", item: WorkItem): Promise<number> {
+  const [parent, child] = UnixSocket.pair();
+  let process: Deno.ChildProcess;
+  try {
+    borrowFd(child.fd).closeOnExec = false;
+    const [program, programArgs] = limited(Deno.execPath(), [
+      "run",
+      "--quiet",
+      "--allow-ffi",
+      ECHO_CHILD.pathname,
+      String(child.fd),
+      mode,
+    ], 300);
+    process = new Deno.Command(program, {
+      args: programArgs,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+  } finally {
+    child.close();
+  }
+  using devNull = openFd("/dev/null");
+  const one = new Uint8Array([120]);
+  const options = { fds: [devNull] };
+  const check = (message: ReceivedMessage | null) => {
+    if (message === null || message.fds.length !== 1) {
+      throw new Error("The echo child ended or lost the fd");
+    }
+    message.fds[0]!.close();
+  };
+  const loopSync = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      parent.sendSync(one, options);
+      check(parent.recvSync({ maxBytes: 1 }));
+    }
+  };
+  const asyncParent = parent as unknown as AsyncSocket;
+  const loopAsync = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      await asyncParent.send(one, options);
+      check(await asyncParent.recv({ maxBytes: 1 }));
+    }
+  };
+  let elapsed: number;
+  try {
+    if (mode === "sync") {
+      // The first message also waits for the child to start.
+      loopSync(warmupOf(item.iterations));
+      const start = performance.now();
+      loopSync(item.iterations);
+      elapsed = performance.now() - start;
+    } else {
+      await loopAsync(warmupOf(item.iterations));
+      const start = performance.now();
+      await loopAsync(item.iterations);
+      elapsed = performance.now() - start;
+    }
+  } catch (error) {
+    parent.close();
+    const output = await process.output();
+    throw new Error(
+      `Ping-pong with the Deno child failed: ${new TextDecoder().decode(output.stderr)}`,
+      { cause: error },
+    );
+  }
+  parent.close();
+  const output = await process.output();
+  if (!output.success) {
+    throw new Error(`The echo child failed: ${new TextDecoder().decode(output.stderr)}`);
+  }
+  return elapsed * 1e6 / item.iterations;
+}
+
+/** One cell of the results table. */
+interface Result {
+  item: string;
+  title: string;
+  implementation: string;
+  /** "ok", "missing", "n/a" or "failed". */
+  status: "ok" | "missing" | "n/a" | "failed";
+  note: string | null;
+  nsPerOp: number | null;
+  opsPerSecond: number | null;
+  /** The library's (sync) ops/s divided by this implementation's. */
+  libraryRatio: number | null;
+  rounds: number[];
+}
+
+const log = (line: string) => {
+  if (!args.json) console.error(line);
+};
+
+const box = machine();
+log(`fdpass benchmarks${smoke ? " (smoke mode: figures not for quoting)" : ""}`);
+log(`machine: ${machineLine(box)}`);
+
+const results: Result[] = [];
+let failures = 0;
+for (const item of items) {
+  const rows = implementations.map((impl): Result => {
+    const skip = impl.missing ?? impl.notApplicable(item);
+    return {
+      item: item.id,
+      title: item.title,
+      implementation: impl.name,
+      status: impl.missing !== null ? "missing" : skip !== null ? "n/a" : "ok",
+      note: skip,
+      nsPerOp: null,
+      opsPerSecond: null,
+      libraryRatio: null,
+      rounds: [],
+    };
+  });
+  for (let round = 0; round < item.rounds; round++) {
+    for (const [i, impl] of implementations.entries()) {
+      const row = rows[i]!;
+      if (row.status !== "ok") continue;
+      try {
+        row.rounds.push(await impl.measure(item));
+      } catch (error) {
+        row.status = "failed";
+        row.note = error instanceof Error ? error.message : String(error);
+        failures++;
+      }
+    }
+  }
+  for (const row of rows) {
+    if (row.status !== "ok") continue;
+    row.nsPerOp = median(row.rounds);
+    row.opsPerSecond = 1e9 / row.nsPerOp;
+  }
+  const base = rows[0]!.opsPerSecond;
+  for (const row of rows) {
+    if (row.opsPerSecond !== null && base !== null) row.libraryRatio = base / row.opsPerSecond;
+  }
+  results.push(...rows);
+  log(`  done: ${item.title}`);
+}
+
+// Memory: RSS and JS heap around many sync round trips.
+const gc = (globalThis as { gc?: () => void }).gc;
+function memoryReading(): { rss: number; heap: number } {
+  gc?.();
+  return { rss: residentBytes(), heap: Deno.memoryUsage().heapUsed };
+}
+function roundTrips(a: UnixSocket, b: UnixSocket, options: SendOptions, n: number): void {
+  const one = new Uint8Array([120]);
+  for (let i = 0; i < n; i++) {
+    a.sendSync(one, options);
+    receiveAllSync(b, 1);
+  }
+}
+const memory = (() => {
+  const [a, b] = UnixSocket.pair();
+  using devNull = openFd("/dev/null");
+  const options = { fds: [devNull] };
+  try {
+    roundTrips(a, b, options, 10_000);
+    const readings = [memoryReading()];
+    for (let quarter = 0; quarter < 4; quarter++) {
+      roundTrips(a, b, options, MEMORY_ROUND_TRIPS / 4);
+      readings.push(memoryReading());
+    }
+    const first = readings[0]!;
+    const last = readings[readings.length - 1]!;
+    return {
+      roundTrips: MEMORY_ROUND_TRIPS,
+      gcBeforeReadings: gc !== undefined,
+      readings,
+      rssGrowth: last.rss - first.rss,
+      heapGrowth: last.heap - first.heap,
+      rssPeak: Math.max(...readings.map((r) => r.rss)),
+      heapPeak: Math.max(...readings.map((r) => r.heap)),
+    };
+  } finally {
+    a.close();
+    b.close();
+  }
+})();
+
+// Targets from the issues, as ratios measured in this run.
+function ratioFor(item: string, implementation: string): number | null {
+  return results.find((r) => r.item === item && r.implementation === implementation)
+    ?.libraryRatio ?? null;
+}
+const targets = [
+  {
+    name: "sync in-process round trip, library vs C",
+    ratio: ratioFor("roundtrip-1", "C (cc -O2)"),
+    atLeast: 0.85,
+  },
+  {
+    name: "sync in-process round trip, library vs Perl IO::FDPass",
+    ratio: ratioFor("roundtrip-1", "Perl IO::FDPass"),
+    atLeast: 1.15,
+  },
+  {
+    name: "sync in-process round trip, library vs Python",
+    ratio: ratioFor("roundtrip-1", "Python socket.send_fds"),
+    atLeast: 2.5,
+  },
+].map((t) => ({ ...t, met: t.ratio === null ? null : t.ratio >= t.atLeast }));
+if (hasAsync) {
+  const asyncRatio = ratioFor("roundtrip-1", "fdpass (async)");
+  targets.push({
+    name: "async in-process round trip vs sync",
+    ratio: asyncRatio === null ? null : 1 / asyncRatio,
+    atLeast: 0.7,
+    met: asyncRatio === null ? null : 1 / asyncRatio >= 0.7,
+  });
+  const asyncPing = results.find((r) =>
+    r.item === "pingpong" && r.implementation === "fdpass (async)"
+  )?.opsPerSecond ?? null;
+  const cPing = results.find((r) => r.item === "pingpong" && r.implementation === "C (cc -O2)")
+    ?.opsPerSecond ?? null;
+  const ratio = asyncPing !== null && cPing !== null ? asyncPing / cPing : null;
+  targets.push({
+    name: "async cross-process ping-pong vs C (no spin)",
+    ratio,
+    atLeast: 0.5,
+    met: ratio === null ? null : ratio >= 0.5,
+  });
+}
+
+if (args.json) {
+  console.log(JSON.stringify(
+    {
+      machine: box,
+      mode: smoke ? "smoke" : "full",
+      async: hasAsync ? "available" : "not available yet",
+      results,
+      memory,
+      targets,
+    },
+    null,
+    2,
+  ));
+} else {
+  printTables();
+}
+if (failures > 0) Deno.exit(1);
+
+function printTables(): void {
+  const number = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  const signedMib = (bytes: number) => `${bytes >= 0 ? "+" : ""}${mib(bytes)}`;
+  const lines = [
+    `Machine: ${machineLine(box)}`,
+    `Mode: ${smoke ? "smoke (few iterations; not for quoting)" : "full"}`,
+    "",
+    "| work item | implementation | ops/s | ns/op | lib/impl |",
+    "| --- | --- | ---: | ---: | ---: |",
+  ];
+  for (const r of results) {
+    if (r.implementation === "fdpass (async)" && r.status === "missing") continue;
+    const cells = r.status === "ok"
+      ? [
+        number.format(r.opsPerSecond!),
+        number.format(r.nsPerOp!),
+        `${r.libraryRatio!.toFixed(2)}x`,
+      ]
+      : r.status === "failed"
+      ? ["failed", "", ""]
+      : [r.status === "missing" ? "missing" : "n/a", "", ""];
+    lines.push(`| ${r.title} | ${r.implementation} | ${cells.join(" | ")} |`);
+  }
+  lines.push("");
+  lines.push("lib/impl: the library's (sync) ops/s divided by this implementation's; above 1 the");
+  lines.push("library is faster. Each figure is the median of the rounds in this run.");
+  if (!hasAsync) lines.push("async: not available yet");
+  const notes = results.filter((r) =>
+    r.note !== null && r.status !== "n/a" &&
+    !(r.implementation === "fdpass (async)" && r.status === "missing")
+  );
+  for (const r of notes) lines.push(`${r.implementation}, ${r.title}: ${r.status}: ${r.note}`);
+  lines.push("");
+  lines.push(
+    `Memory, ${number.format(memory.roundTrips)} sync round trips (1 byte + 1 fd)${
+      memory.gcBeforeReadings ? ", gc() before each reading" : ""
+    }:`,
+  );
+  lines.push("| | before | after | growth | peak |");
+  lines.push("| --- | ---: | ---: | ---: | ---: |");
+  const first = memory.readings[0]!;
+  const last = memory.readings[memory.readings.length - 1]!;
+  lines.push(
+    `| RSS (VmRSS) | ${mib(first.rss)} | ${mib(last.rss)} | ${signedMib(memory.rssGrowth)} | ${
+      mib(memory.rssPeak)
+    } |`,
+  );
+  lines.push(
+    `| JS heap used | ${mib(first.heap)} | ${mib(last.heap)} | ${signedMib(memory.heapGrowth)} | ${
+      mib(memory.heapPeak)
+    } |`,
+  );
+  lines.push("");
+  lines.push("Targets (library ops/s ÷ peer ops/s, this run):");
+  for (const t of targets) {
+    const verdict = t.met === null ? "not measured" : t.met ? "met" : "MISSED";
+    const ratio = t.ratio === null ? "-" : `${t.ratio.toFixed(2)}x`;
+    lines.push(`- ${t.name}: ${ratio} (target >= ${t.atLeast}x): ${verdict}`);
+  }
+  console.log(lines.join("\n"));
+}
