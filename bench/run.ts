@@ -28,9 +28,10 @@
  * implementations take turns over several rounds and the median round is
  * reported. The `lib/impl` column is the library's operations per second
  * divided by the implementation's: above 1 the library is faster. The
- * memory section reads VmRSS and `Deno.memoryUsage().heapUsed` before and
- * after 1,000,000 sync round trips (20,000 with `--smoke`); add
- * `--v8-flags=--expose-gc` to collect garbage before each reading.
+ * memory section runs `peers/memory_child.ts` in a fresh process (with
+ * `--expose-gc`, so garbage is collected before each reading) and reads
+ * VmRSS and `Deno.memoryUsage().heapUsed` before and after 1,000,000 sync
+ * round trips (20,000 with `--smoke`).
  *
  * `--smoke` runs few iterations (well under a minute) so that CI keeps the
  * runner working; its figures are not meant to be quoted. `--json` prints
@@ -59,10 +60,10 @@ import {
   machine,
   machineLine,
   median,
+  MEMORY_CHILD,
   type Missing,
   PERL_PEER,
   PYTHON_PEER,
-  residentBytes,
   runPeer,
 } from "./support.ts";
 
@@ -98,7 +99,7 @@ const items: WorkItem[] = [
     fds: 1,
     bytes: 1,
     crossProcess: false,
-    iterations: smoke ? 5_000 : 200_000,
+    iterations: smoke ? 20_000 : 200_000,
     rounds: smoke ? 1 : 5,
   },
   {
@@ -107,7 +108,7 @@ const items: WorkItem[] = [
     fds: 16,
     bytes: 1,
     crossProcess: false,
-    iterations: smoke ? 1_000 : 40_000,
+    iterations: smoke ? 2_000 : 40_000,
     rounds: smoke ? 1 : 3,
   },
   {
@@ -116,7 +117,7 @@ const items: WorkItem[] = [
     fds: 253,
     bytes: 1,
     crossProcess: false,
-    iterations: smoke ? 100 : 4_000,
+    iterations: smoke ? 200 : 4_000,
     rounds: smoke ? 1 : 3,
   },
   {
@@ -125,7 +126,7 @@ const items: WorkItem[] = [
     fds: 1,
     bytes: 64 * 1024,
     crossProcess: false,
-    iterations: smoke ? 1_000 : 40_000,
+    iterations: smoke ? 2_000 : 40_000,
     rounds: smoke ? 1 : 3,
   },
   {
@@ -134,8 +135,9 @@ const items: WorkItem[] = [
     fds: 1,
     bytes: 1,
     crossProcess: true,
-    iterations: smoke ? 500 : 20_000,
-    rounds: smoke ? 1 : 3,
+    iterations: smoke ? 1_000 : 20_000,
+    // Wakeups across two processes are noisy on small machines.
+    rounds: smoke ? 1 : 5,
   },
 ];
 
@@ -442,46 +444,41 @@ for (const item of items) {
   log(`  done: ${item.title}`);
 }
 
-// Memory: RSS and JS heap around many sync round trips.
-const gc = (globalThis as { gc?: () => void }).gc;
-function memoryReading(): { rss: number; heap: number } {
-  gc?.();
-  return { rss: residentBytes(), heap: Deno.memoryUsage().heapUsed };
-}
-function roundTrips(a: UnixSocket, b: UnixSocket, options: SendOptions, n: number): void {
-  const one = new Uint8Array([120]);
-  for (let i = 0; i < n; i++) {
-    a.sendSync(one, options);
-    receiveAllSync(b, 1);
-  }
+// Memory: RSS and JS heap around many sync round trips, in a fresh process.
+interface MemoryReading {
+  roundTrips: number;
+  rss: number;
+  heap: number;
 }
 const memory = (() => {
-  const [a, b] = UnixSocket.pair();
-  using devNull = openFd("/dev/null");
-  const options = { fds: [devNull] };
-  try {
-    roundTrips(a, b, options, 10_000);
-    const readings = [memoryReading()];
-    for (let quarter = 0; quarter < 4; quarter++) {
-      roundTrips(a, b, options, MEMORY_ROUND_TRIPS / 4);
-      readings.push(memoryReading());
-    }
-    const first = readings[0]!;
-    const last = readings[readings.length - 1]!;
-    return {
-      roundTrips: MEMORY_ROUND_TRIPS,
-      gcBeforeReadings: gc !== undefined,
-      readings,
-      rssGrowth: last.rss - first.rss,
-      heapGrowth: last.heap - first.heap,
-      rssPeak: Math.max(...readings.map((r) => r.rss)),
-      heapPeak: Math.max(...readings.map((r) => r.heap)),
-    };
-  } finally {
-    a.close();
-    b.close();
+  const [program, programArgs] = limited(Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--allow-ffi",
+    "--v8-flags=--expose-gc",
+    MEMORY_CHILD.pathname,
+    String(MEMORY_ROUND_TRIPS),
+  ], 600);
+  const output = new Deno.Command(program, { args: programArgs, stdin: "null" }).outputSync();
+  const text = new TextDecoder().decode(output.stdout);
+  if (!output.success) {
+    failures++;
+    return { error: new TextDecoder().decode(output.stderr).trim() || "the memory child failed" };
   }
+  const { gc, readings } = JSON.parse(text) as { gc: boolean; readings: MemoryReading[] };
+  const first = readings[0]!;
+  const last = readings[readings.length - 1]!;
+  return {
+    roundTrips: MEMORY_ROUND_TRIPS,
+    gcBeforeReadings: gc,
+    readings,
+    rssGrowth: last.rss - first.rss,
+    heapGrowth: last.heap - first.heap,
+    rssPeak: Math.max(...readings.map((r) => r.rss)),
+    heapPeak: Math.max(...readings.map((r) => r.heap)),
+  };
 })();
+log("  done: memory");
 
 // Targets from the issues, as ratios measured in this run.
 function ratioFor(item: string, implementation: string): number | null {
@@ -579,25 +576,31 @@ function printTables(): void {
   );
   for (const r of notes) lines.push(`${r.implementation}, ${r.title}: ${r.status}: ${r.note}`);
   lines.push("");
-  lines.push(
-    `Memory, ${number.format(memory.roundTrips)} sync round trips (1 byte + 1 fd)${
-      memory.gcBeforeReadings ? ", gc() before each reading" : ""
-    }:`,
-  );
-  lines.push("| | before | after | growth | peak |");
-  lines.push("| --- | ---: | ---: | ---: | ---: |");
-  const first = memory.readings[0]!;
-  const last = memory.readings[memory.readings.length - 1]!;
-  lines.push(
-    `| RSS (VmRSS) | ${mib(first.rss)} | ${mib(last.rss)} | ${signedMib(memory.rssGrowth)} | ${
-      mib(memory.rssPeak)
-    } |`,
-  );
-  lines.push(
-    `| JS heap used | ${mib(first.heap)} | ${mib(last.heap)} | ${signedMib(memory.heapGrowth)} | ${
-      mib(memory.heapPeak)
-    } |`,
-  );
+  if ("error" in memory) {
+    lines.push(`Memory: failed: ${memory.error}`);
+  } else {
+    lines.push(
+      `Memory, ${
+        number.format(memory.roundTrips)
+      } sync round trips (1 byte + 1 fd) in a fresh process${
+        memory.gcBeforeReadings ? ", gc() before each reading" : ""
+      }:`,
+    );
+    lines.push("| | before | after | growth | peak |");
+    lines.push("| --- | ---: | ---: | ---: | ---: |");
+    const first = memory.readings[0]!;
+    const last = memory.readings[memory.readings.length - 1]!;
+    lines.push(
+      `| RSS (VmRSS) | ${mib(first.rss)} | ${mib(last.rss)} | ${signedMib(memory.rssGrowth)} | ${
+        mib(memory.rssPeak)
+      } |`,
+    );
+    lines.push(
+      `| JS heap used | ${mib(first.heap)} | ${mib(last.heap)} | ${
+        signedMib(memory.heapGrowth)
+      } | ${mib(memory.heapPeak)} |`,
+    );
+  }
   lines.push("");
   lines.push("Targets (library ops/s ÷ peer ops/s, this run):");
   for (const t of targets) {

@@ -20,6 +20,9 @@ export const PERL_PEER = new URL("./peers/io_fdpass.pl", import.meta.url);
 /** The Python socket.send_fds/recv_fds peer. */
 export const PYTHON_PEER = new URL("./peers/socket_fds.py", import.meta.url);
 
+/** The Deno child that measures memory growth. */
+export const MEMORY_CHILD = new URL("./peers/memory_child.ts", import.meta.url);
+
 /** The Deno child that echoes fds back in the ping-pong. */
 export const ECHO_CHILD = new URL("./peers/echo_child.ts", import.meta.url);
 

@@ -196,13 +196,16 @@ export const symbols = {
     ],
     result: "i32",
   },
+  // ssize_t sendmsg/recvmsg, declared as a 32-bit result: callers never
+  // transfer 2 GiB or more in one call, so the low half (eax / w0) carries
+  // the whole count and -1 stays -1, and no BigInt is made per message.
   sendmsg: {
     parameters: [
       "i32", // int sockfd
       "pointer", // const struct msghdr *msg
       "i32", // int flags
     ],
-    result: "isize",
+    result: "i32",
   },
   recvmsg: {
     parameters: [
@@ -210,7 +213,7 @@ export const symbols = {
       "pointer", // struct msghdr *msg
       "i32", // int flags
     ],
-    result: "isize",
+    result: "i32",
   },
   getsockopt: {
     parameters: [

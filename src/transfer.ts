@@ -103,7 +103,7 @@ export function dataBytes(data: Uint8Array | string): Uint8Array {
 function callSendmsg(kit: MessageKit, fd: number): number {
   const { lib, layout } = libc();
   for (;;) {
-    const n = Number(lib.sendmsg(fd, kit.header, layout.constants.MSG_NOSIGNAL));
+    const n = lib.sendmsg(fd, kit.header, layout.constants.MSG_NOSIGNAL);
     if (n >= 0) return n;
     const retry = retryKind();
     if (retry === "wait") waitSync(fd, layout.constants.POLLOUT);
@@ -245,7 +245,7 @@ export function recvOnFd(
   const kit = getRecvKit();
   for (;;) {
     prepareReceive(kit, maxBytes, wantAddress);
-    const n = Number(lib.recvmsg(fd, kit.header, c.MSG_CMSG_CLOEXEC));
+    const n = lib.recvmsg(fd, kit.header, c.MSG_CMSG_CLOEXEC);
     if (n >= 0) return finishReceive(kit, n, type, maxFds, wantAddress);
     const retry = retryKind();
     if (retry === "wait") waitSync(fd, c.POLLIN);
