@@ -436,13 +436,14 @@ export class OwnedFd extends Descriptor {
    * Reopens the fd as a `Deno.FsFile` through `/proc/self/fd` (Linux;
    * regular files and pipes), then closes this fd. The file gets a new open
    * file description at the same offset: later reads no longer move the
-   * offset other holders see. Needs `--allow-read` (and `--allow-write` for
-   * a writable fd).
+   * offset other holders see. Deno 2.9 treats `/proc/self/fd` as a special
+   * path that needs `--allow-all`; without it this throws
+   * `Deno.errors.NotCapable` and the fd stays open and owned here.
    *
    * @returns The file.
    *
-   * @example Read a received file through Deno's API
-   * ```ts
+   * @example Read a received file through Deno's API (run with --allow-all)
+   * ```ts ignore
    * import { openFd } from "@fdpass/fdpass";
    * import { assertEquals } from "@std/assert";
    *
