@@ -570,11 +570,14 @@ function printTables(): void {
   lines.push("lib/impl: the library's (sync) ops/s divided by this implementation's; above 1 the");
   lines.push("library is faster. Each figure is the median of the rounds in this run.");
   if (!hasAsync) lines.push("async: not available yet");
-  const notes = results.filter((r) =>
-    r.note !== null && r.status !== "n/a" &&
-    !(r.implementation === "fdpass (async)" && r.status === "missing")
-  );
-  for (const r of notes) lines.push(`${r.implementation}, ${r.title}: ${r.status}: ${r.note}`);
+  for (const impl of implementations) {
+    if (impl.missing !== null && !(impl.name === "fdpass (async)")) {
+      lines.push(`${impl.name}: missing: ${impl.missing}`);
+    }
+  }
+  for (const r of results.filter((r) => r.status === "failed")) {
+    lines.push(`${r.implementation}, ${r.title}: failed: ${r.note}`);
+  }
   lines.push("");
   if ("error" in memory) {
     lines.push(`Memory: failed: ${memory.error}`);
@@ -600,6 +603,10 @@ function printTables(): void {
         signedMib(memory.heapGrowth)
       } | ${mib(memory.heapPeak)} |`,
     );
+    const series = (pick: (r: MemoryReading) => number) =>
+      memory.readings.map((r) => (pick(r) / 2 ** 20).toFixed(1)).join(", ");
+    lines.push(`RSS at 0, 1/4, 1/2, 3/4 and all of the round trips: ${series((r) => r.rss)} MiB`);
+    lines.push(`JS heap at the same points: ${series((r) => r.heap)} MiB`);
   }
   lines.push("");
   lines.push("Targets (library ops/s ÷ peer ops/s, this run):");

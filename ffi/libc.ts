@@ -276,6 +276,46 @@ export const symbols = {
     ],
     result: "i32",
   },
+  // The poller's only waiting call: at most one is outstanding per isolate,
+  // always with a finite timeout (src/poller.ts).
+  poll_wait: {
+    name: "poll",
+    parameters: [
+      "buffer", // struct pollfd *fds
+      "u64", // nfds_t nfds
+      "i32", // int timeout
+    ],
+    result: "i32",
+    nonblocking: true,
+  },
+  epoll_create1: {
+    parameters: [
+      "i32", // int flags
+    ],
+    result: "i32",
+    optional: true,
+  },
+  epoll_ctl: {
+    parameters: [
+      "i32", // int epfd
+      "i32", // int op
+      "i32", // int fd
+      "buffer", // struct epoll_event *event
+    ],
+    result: "i32",
+    optional: true,
+  },
+  epoll_wait: {
+    parameters: [
+      "i32", // int epfd
+      "buffer", // struct epoll_event *events
+      "i32", // int maxevents
+      "i32", // int timeout
+    ],
+    result: "i32",
+    nonblocking: true,
+    optional: true,
+  },
   // --- shared memory and events ---
   memfd_create: {
     parameters: [

@@ -100,14 +100,116 @@ export function dataBytes(data: Uint8Array | string): Uint8Array {
   );
 }
 
-function callSendmsg(kit: MessageKit, fd: number): number {
+/** A message being sent: its bytes, fds, destination and progress. */
+export interface Outgoing {
+  /** The socket type. */
+  readonly type: SocketType;
+  /** The bytes, or `null` when they were encoded straight into the send kit. */
+  readonly bytes: Uint8Array | null;
+  /** Total bytes. */
+  readonly length: number;
+  /** The fd numbers, sent with the first chunk. */
+  readonly fds: readonly number[];
+  /** The datagram destination, or `null`. */
+  readonly address: UnixAddress | null;
+  /** Bytes sent so far. */
+  sent: number;
+  /** Whether the whole message is out. */
+  done: boolean;
+}
+
+const MAX_MESSAGE_BYTES = 0x7fffffff;
+
+/**
+ * Checks a message and prepares it for {@linkcode sendStep}.
+ *
+ * @param type The socket type.
+ * @param data The bytes or text.
+ * @param fds The fds (validated by {@linkcode collectFds}).
+ * @param address The destination of a datagram, or `null`.
+ * @param keep `true` when the message outlives this call (async sends):
+ * then a string is encoded into its own bytes, not into the shared kit.
+ * @returns The outgoing message.
+ */
+export function startSend(
+  type: SocketType,
+  data: Uint8Array | string,
+  fds: readonly number[],
+  address: UnixAddress | null,
+  keep: boolean,
+): Outgoing {
+  let bytes: Uint8Array | null;
+  let length: number;
+  if (!keep && typeof data === "string" && data.length * 3 <= getSendKit().data.byteLength) {
+    // Encode straight into the kit: no intermediate allocation.
+    length = encoder.encodeInto(data, getSendKit().data).written;
+    bytes = null;
+  } else {
+    bytes = dataBytes(data);
+    length = bytes.byteLength;
+  }
+  if (length > MAX_MESSAGE_BYTES) {
+    throw new RangeError(
+      `Argument "data" is ${length} bytes, more than the ${MAX_MESSAGE_BYTES} one call can send`,
+    );
+  }
+  if (type === "stream" && length === 0 && fds.length > 0) {
+    throw new TypeError(
+      `Argument "data" must not be empty when sending fds on a stream socket: the kernel drops fds sent with no data byte`,
+    );
+  }
+  // An empty stream write sends nothing and needs no call.
+  const done = type === "stream" && length === 0;
+  return { type, bytes, length, fds, address, sent: 0, done };
+}
+
+/**
+ * Makes one `sendmsg` call for the next part of `out`: the whole message on
+ * seqpacket and dgram sockets, the next chunk on a stream (the fds go with
+ * the first chunk only). `EINTR` is retried.
+ *
+ * @param fd The socket.
+ * @param out The message; `sent` and `done` are updated.
+ * @param flags Extra flags (`MSG_DONTWAIT` for async sends).
+ * @returns `false` when the call would block (`EAGAIN`).
+ */
+export function sendStep(fd: number, out: Outgoing, flags: number): boolean {
   const { lib, layout } = libc();
+  const kit = getSendKit();
+  let chunk: number;
+  if (out.bytes === null) {
+    chunk = out.length - out.sent;
+    kit.setIov(out.sent, chunk);
+  } else if (out.type !== "stream") {
+    chunk = out.length;
+    kit.ensureData(chunk);
+    kit.data.set(out.bytes);
+    kit.setIov(0, chunk);
+  } else {
+    chunk = Math.min(out.length - out.sent, kit.data.byteLength);
+    kit.data.set(
+      out.sent === 0 && chunk === out.bytes.byteLength
+        ? out.bytes
+        : out.bytes.subarray(out.sent, out.sent + chunk),
+    );
+    kit.setIov(0, chunk);
+  }
+  if (out.sent === 0) writeRights(kit, out.fds);
+  else kit.setControlLength(0);
+  kit.setNameLength(
+    out.address === null ? 0 : encodeAddress(out.address, kit.name(), "address"),
+  );
   for (;;) {
-    const n = lib.sendmsg(fd, kit.header, layout.constants.MSG_NOSIGNAL);
-    if (n >= 0) return n;
+    const n = lib.sendmsg(fd, kit.header, layout.constants.MSG_NOSIGNAL | flags);
+    if (n >= 0) {
+      out.sent += n;
+      out.done = out.type !== "stream" || out.sent >= out.length;
+      if (out.type !== "stream") out.sent = n;
+      return true;
+    }
     const retry = retryKind();
-    if (retry === "wait") waitSync(fd, layout.constants.POLLOUT);
-    else if (retry === "no") throwErrno("sendmsg");
+    if (retry === "wait") return false;
+    if (retry === "no") throwErrno("sendmsg");
   }
 }
 
@@ -132,46 +234,11 @@ export function sendOnFd(
   fds: readonly number[],
   address: UnixAddress | null,
 ): number {
-  const kit = getSendKit();
-  let bytes: Uint8Array;
-  let length: number;
-  if (typeof data === "string" && data.length * 3 <= kit.data.byteLength) {
-    // Encode straight into the kit: no intermediate allocation.
-    length = encoder.encodeInto(data, kit.data).written;
-    bytes = kit.data;
-  } else {
-    bytes = dataBytes(data);
-    length = bytes.byteLength;
+  const out = startSend(type, data, fds, address, false);
+  while (!out.done) {
+    if (!sendStep(fd, out, 0)) waitSync(fd, libc().layout.constants.POLLOUT);
   }
-  if (type === "stream" && length === 0 && fds.length > 0) {
-    throw new TypeError(
-      `Argument "data" must not be empty when sending fds on a stream socket: the kernel drops fds sent with no data byte`,
-    );
-  }
-  kit.setNameLength(
-    address === null ? 0 : encodeAddress(address, kit.name(), "address"),
-  );
-  if (type !== "stream") {
-    if (bytes !== kit.data) {
-      kit.ensureData(length);
-      kit.data.set(bytes);
-    }
-    kit.setIov(0, length);
-    writeRights(kit, fds);
-    return callSendmsg(kit, fd);
-  }
-  if (length === 0) return 0;
-  let sent = 0;
-  while (sent < length) {
-    const chunk = Math.min(length - sent, kit.data.byteLength);
-    if (bytes !== kit.data) kit.data.set(bytes.subarray(sent, sent + chunk));
-    kit.setIov(bytes === kit.data ? sent : 0, chunk);
-    // The fds go with the first chunk only.
-    if (sent === 0) writeRights(kit, fds);
-    else kit.setControlLength(0);
-    sent += callSendmsg(kit, fd);
-  }
-  return sent;
+  return out.sent;
 }
 
 /** Options for receiving one message. */
@@ -240,16 +307,44 @@ export function recvOnFd(
   maxFds: number,
   wantAddress: boolean,
 ): ParsedMessage | null {
+  for (;;) {
+    const message = recvStep(fd, type, maxBytes, maxFds, wantAddress, 0);
+    if (message !== WOULD_BLOCK) return message;
+    waitSync(fd, libc().layout.constants.POLLIN);
+  }
+}
+
+/** What {@linkcode recvStep} returns when the call would block. */
+export const WOULD_BLOCK: unique symbol = Symbol("would block");
+
+/**
+ * Makes one `recvmsg` call (`EINTR` retried).
+ *
+ * @param fd The socket.
+ * @param type The socket type.
+ * @param maxBytes Data capacity.
+ * @param maxFds Most fds accepted.
+ * @param wantAddress Whether to decode the sender's address.
+ * @param flags Extra flags (`MSG_DONTWAIT` for async receives).
+ * @returns The message, `null` at end of stream, or {@linkcode WOULD_BLOCK}.
+ */
+export function recvStep(
+  fd: number,
+  type: SocketType,
+  maxBytes: number,
+  maxFds: number,
+  wantAddress: boolean,
+  flags: number,
+): ParsedMessage | null | typeof WOULD_BLOCK {
   const { lib, layout } = libc();
-  const c = layout.constants;
   const kit = getRecvKit();
   for (;;) {
     prepareReceive(kit, maxBytes, wantAddress);
-    const n = lib.recvmsg(fd, kit.header, c.MSG_CMSG_CLOEXEC);
+    const n = lib.recvmsg(fd, kit.header, layout.constants.MSG_CMSG_CLOEXEC | flags);
     if (n >= 0) return finishReceive(kit, n, type, maxFds, wantAddress);
     const retry = retryKind();
-    if (retry === "wait") waitSync(fd, c.POLLIN);
-    else if (retry === "no") throwErrno("recvmsg");
+    if (retry === "wait") return WOULD_BLOCK;
+    if (retry === "no") throwErrno("recvmsg");
   }
 }
 
