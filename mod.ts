@@ -52,6 +52,7 @@ export {
 
 // Unix sockets and fd passing.
 export {
+  type AsyncReceiveOptions,
   type ReceivedDatagram,
   type ReceivedMessage,
   type SendOptions,
@@ -64,6 +65,17 @@ export type { FdLike, ReceiveOptions, SocketType } from "./src/transfer.ts";
 export type { SocketAddress, UnixAddress } from "./src/address.ts";
 export type { PeerCredentials } from "./src/credentials.ts";
 export type { MessageCredentials } from "./src/message.ts";
+
+// Async: the shared poller and readiness waits on any fd.
+export {
+  configurePoller,
+  type PollerOptions,
+  type PollerStats,
+  pollerStats,
+  type WaitOptions,
+  waitReadable,
+  waitWritable,
+} from "./src/poller.ts";
 
 // IO::FDPass wire convention: one zero byte carries one fd.
 export { recvFd, sendFd } from "./src/io_fdpass.ts";

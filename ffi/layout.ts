@@ -251,6 +251,8 @@ export interface Constants {
   readonly PROT_READ: number;
   readonly PROT_WRITE: number;
   readonly MAP_SHARED: number;
+  /** Bytes a writable pipe takes in one write without blocking. */
+  readonly PIPE_BUF: number;
   /** `fcntl` file sealing (Linux, FreeBSD 13+); 0 elsewhere. */
   readonly F_ADD_SEALS: number;
   readonly F_GET_SEALS: number;
@@ -405,6 +407,7 @@ const noKqueue = {
 const linuxConstantsCommon = {
   ...sharedConstants,
   ...noKqueue,
+  PIPE_BUF: 4096,
   SOCK_CLOEXEC: 0x80000,
   SOCK_NONBLOCK: 0x800,
   SOL_SOCKET: 1,
@@ -683,6 +686,7 @@ const bsdSockaddrUn: SockaddrUnLayout = {
 };
 
 const bsdSocketConstants = {
+  PIPE_BUF: 512,
   SOL_SOCKET: 0xffff,
   SCM_CREDENTIALS: 0,
   SO_PASSCRED: 0,

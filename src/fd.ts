@@ -11,6 +11,13 @@ import { checkFdNumber, throwErrno } from "./errors.ts";
 import { cString, pathString, retryKind, waitSync } from "./sys.ts";
 import { fdToFsFile, fdToNetSocket } from "./convert.ts";
 import type { Socket } from "node:net";
+import { existingPoller } from "./poller.ts";
+import { readAsync, writeAsync } from "./async_ops.ts";
+import { readableFromFd, writableFromFd } from "./streams.ts";
+
+function closedWhileWaiting(): Error {
+  return new Deno.errors.BadResource("The fd was closed while an operation waited on it");
+}
 
 /** What an fd refers to, from `fstat`. */
 export type FdKind =
@@ -307,6 +314,67 @@ export abstract class Descriptor {
   }
 
   /**
+   * Reads into `buffer` without blocking the thread: waits for readability
+   * in the shared poller, then reads.
+   *
+   * @param buffer Where to put the bytes.
+   * @param options An abort signal.
+   * @returns The number of bytes read, or `null` at end of file.
+   *
+   * @example Read a pipe asynchronously
+   * ```ts
+   * import { pipe } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const [r, w] = pipe();
+   * const pending = r.read(new Uint8Array(8));
+   * w.writeAllSync("hi");
+   * assertEquals(await pending, 2);
+   * r.close();
+   * w.close();
+   * ```
+   */
+  read(buffer: Uint8Array, options?: { signal?: AbortSignal }): Promise<number | null> {
+    try {
+      if (!(buffer instanceof Uint8Array)) {
+        throw new TypeError(`Argument "buffer" must be a Uint8Array`);
+      }
+      return readAsync(this.fd, buffer, options?.signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Writes some of `data` without blocking the thread.
+   *
+   * @param data The bytes.
+   * @param options An abort signal.
+   * @returns The number of bytes written (at least one).
+   *
+   * @example Write to a pipe asynchronously
+   * ```ts
+   * import { pipe } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const [r, w] = pipe();
+   * assertEquals(await w.write(new Uint8Array([1, 2])), 2);
+   * r.close();
+   * w.close();
+   * ```
+   */
+  write(data: Uint8Array, options?: { signal?: AbortSignal }): Promise<number> {
+    try {
+      if (!(data instanceof Uint8Array)) {
+        throw new TypeError(`Argument "data" must be a Uint8Array`);
+      }
+      return writeAsync(this.fd, data, options?.signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
    * Duplicates the fd (`F_DUPFD_CLOEXEC`): a new number for the same open
    * file description, owned by the caller.
    *
@@ -404,6 +472,9 @@ export class OwnedFd extends Descriptor {
     if (fd < 0) return;
     this.#fd = -1;
     registry.unregister(this);
+    // Reject async operations still waiting on this fd, and take it out of
+    // the poller before the number can be reused.
+    existingPoller()?.forget(fd, closedWhileWaiting);
     const { lib, layout, errno } = libc();
     // Linux frees the number even when close() fails with EINTR, so it is
     // never retried (close(2), "Dealing with error returns").
@@ -429,8 +500,56 @@ export class OwnedFd extends Descriptor {
     const fd = this.fd;
     this.#fd = -1;
     registry.unregister(this);
+    existingPoller()?.forget(fd, closedWhileWaiting);
     return fd;
   }
+
+  /**
+   * A byte `ReadableStream` over the fd (pipes, sockets, files). The stream
+   * owns the fd from the first read: it closes it at end of file, on
+   * cancel, or on error.
+   *
+   * @example Decode a pipe as text
+   * ```ts
+   * import { pipe } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const [r, w] = pipe();
+   * w.writeAllSync("streamed");
+   * w.close();
+   * let text = "";
+   * for await (const chunk of r.readable.pipeThrough(new TextDecoderStream())) text += chunk;
+   * assertEquals(text, "streamed");
+   * ```
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#readable ??= readableFromFd(this);
+  }
+
+  /**
+   * A `WritableStream` over the fd with backpressure: each chunk is written
+   * out before the next is taken. Closing or aborting the stream closes
+   * the fd.
+   *
+   * @example Write text into a pipe
+   * ```ts
+   * import { pipe } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const [r, w] = pipe();
+   * const writer = w.writable.getWriter();
+   * await writer.write(new TextEncoder().encode("abc"));
+   * await writer.close();
+   * assertEquals(r.readSync(new Uint8Array(8)), 3);
+   * r.close();
+   * ```
+   */
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= writableFromFd(this);
+  }
+
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
 
   /**
    * Reopens the fd as a `Deno.FsFile` through `/proc/self/fd` (Linux;

@@ -258,7 +258,10 @@ class PollBackend implements Backend {
     };
     put(this.#wakeRead, c.POLLIN);
     for (const [fd, interest] of interests) {
-      put(fd, (interest.readers.size > 0 ? c.POLLIN : 0) | (interest.writers.size > 0 ? c.POLLOUT : 0));
+      put(
+        fd,
+        (interest.readers.size > 0 ? c.POLLIN : 0) | (interest.writers.size > 0 ? c.POLLOUT : 0),
+      );
     }
     this.#count = i;
     return lib.poll_wait(this.#fds, BigInt(i), timeout);

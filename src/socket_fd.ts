@@ -67,16 +67,19 @@ export function finishNewSocket(owned: OwnedFd): void {
  * Creates an `AF_UNIX` socket, close-on-exec.
  *
  * @param type The socket type.
+ * @param nonblocking Whether to set `O_NONBLOCK`.
  * @returns The owned socket fd.
  */
-export function createSocketFd(type: SocketType): OwnedFd {
+export function createSocketFd(type: SocketType, nonblocking = false): OwnedFd {
   const { lib, layout } = libc();
   const c = layout.constants;
-  const fd = lib.socket(c.AF_UNIX, socketTypeNumber(type) | c.SOCK_CLOEXEC, 0);
+  const flags = c.SOCK_CLOEXEC | (nonblocking ? c.SOCK_NONBLOCK : 0);
+  const fd = lib.socket(c.AF_UNIX, socketTypeNumber(type) | flags, 0);
   if (fd < 0) throwErrno("socket");
   const owned = new OwnedFd(fd);
   try {
     finishNewSocket(owned);
+    if (nonblocking && c.SOCK_NONBLOCK === 0) owned.nonblocking = true;
   } catch (error) {
     owned.close();
     throw error;
@@ -157,6 +160,21 @@ export function connectFd(fd: number, address: UnixAddress): void {
  * @returns The new connection's fd, close-on-exec.
  */
 export function acceptFd(fd: number): OwnedFd {
+  for (;;) {
+    const conn = acceptStep(fd);
+    if (conn !== null) return conn;
+    waitSync(fd, libc().layout.constants.POLLIN);
+  }
+}
+
+/**
+ * Makes one `accept` call (`EINTR` retried). The connection is blocking and
+ * close-on-exec.
+ *
+ * @param fd The listening socket (nonblocking).
+ * @returns The new connection's fd, or `null` when none is waiting.
+ */
+export function acceptStep(fd: number): OwnedFd | null {
   const { lib, layout } = libc();
   const c = layout.constants;
   for (;;) {
@@ -168,6 +186,8 @@ export function acceptFd(fd: number): OwnedFd {
       if (!layout.accept4) {
         try {
           finishNewSocket(owned);
+          // BSD accept() inherits O_NONBLOCK from the listener.
+          owned.nonblocking = false;
         } catch (error) {
           owned.close();
           throw error;
@@ -176,9 +196,42 @@ export function acceptFd(fd: number): OwnedFd {
       return owned;
     }
     const retry = retryKind();
-    if (retry === "wait") waitSync(fd, c.POLLIN);
-    else if (retry === "no") throwErrno("accept");
+    if (retry === "wait") return null;
+    if (retry === "no") throwErrno("accept");
   }
+}
+
+/**
+ * Starts a connect on a nonblocking socket.
+ *
+ * @param fd The socket.
+ * @param address The address.
+ * @returns `"done"`, `"in-progress"` (wait for writable, then
+ * {@linkcode connectResult}) or `"retry"` (the listener's backlog is full).
+ */
+export function connectStep(fd: number, address: UnixAddress): "done" | "in-progress" | "retry" {
+  const { lib, layout, errno } = libc();
+  const length = encodeAddress(address, addressBuffer);
+  for (;;) {
+    if (lib.connect(fd, addressBuffer, length) === 0) return "done";
+    const e = errno[0];
+    if (e === layout.errno.EINTR || e === layout.errno.EINPROGRESS) return "in-progress";
+    if (e === layout.errno.EAGAIN) return "retry";
+    if (e === layout.errno.EISCONN) return "done";
+    throwErrno("connect", formatAddress(address));
+  }
+}
+
+/**
+ * Reads the result of a connect that was in progress (`SO_ERROR`).
+ *
+ * @param fd The socket.
+ * @param address The address, for the error message.
+ */
+export function connectResult(fd: number, address: UnixAddress): void {
+  const c = libc().layout.constants;
+  const error = getIntOption(fd, c.SOL_SOCKET, c.SO_ERROR);
+  if (error !== 0) throw ErrnoError.from(error, "connect", formatAddress(address));
 }
 
 /**

@@ -97,3 +97,31 @@ export function retryKind(): "now" | "wait" | "no" {
   if (e === layout.errno.EAGAIN) return "wait";
   return "no";
 }
+
+/**
+ * Polls `fd` once without waiting.
+ *
+ * @param fd The descriptor.
+ * @param events `POLLIN` and/or `POLLOUT`.
+ * @returns Whether the fd is ready for one of `events`, at end of file or
+ * in error (so that the next call returns at once).
+ */
+export function readyNow(fd: number, events: number): boolean {
+  const { lib, layout, errno } = libc();
+  const p = layout.pollfd;
+  const c = layout.constants;
+  for (;;) {
+    pollView.setInt32(p.fd, fd, true);
+    pollView.setInt16(p.events, events, true);
+    pollView.setInt16(p.revents, 0, true);
+    const rc = lib.poll(pollBuffer, 1n, 0);
+    if (rc >= 0) {
+      const revents = pollView.getInt16(p.revents, true);
+      if (revents & c.POLLNVAL) {
+        throw new TypeError(`Cannot wait on fd ${fd}: it is not open`);
+      }
+      return revents !== 0;
+    }
+    if (errno[0] !== layout.errno.EINTR) throwErrno("poll");
+  }
+}

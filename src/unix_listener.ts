@@ -9,6 +9,7 @@ import { throwErrno } from "./errors.ts";
 import type { OwnedFd } from "./fd.ts";
 import type { SocketAddress, UnixAddress } from "./address.ts";
 import { acceptFd, createSocketFd, localAddressOf } from "./socket_fd.ts";
+import { acceptAsync } from "./async_ops.ts";
 import type { SocketType } from "./transfer.ts";
 import { bindAndRemember, UnixSocket, unlinkIfSame } from "./unix_socket.ts";
 
@@ -100,7 +101,9 @@ export class UnixListener {
         `Option "backlog" must be a non-negative integer, received ${backlog}`,
       );
     }
-    const handle = createSocketFd(type);
+    // Nonblocking, so that an async accept never blocks the thread; the
+    // sync accept waits with poll when nothing is queued.
+    const handle = createSocketFd(type, true);
     let unlink: { path: string; dev: bigint; ino: bigint } | null = null;
     try {
       unlink = bindAndRemember(handle.fd, address, options.removeExisting ?? false);
@@ -175,6 +178,60 @@ export class UnixListener {
    */
   acceptSync(): UnixSocket {
     return UnixSocket.from(acceptFd(this.fd));
+  }
+
+  /**
+   * Accepts one connection without blocking the thread. Closing the
+   * listener rejects a pending accept with `Deno.errors.BadResource`.
+   *
+   * @param options An abort signal.
+   * @returns The connected socket.
+   *
+   * @example Accept asynchronously
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   *
+   * const path = Deno.makeTempDirSync() + "/aa.sock";
+   * using listener = UnixSocket.listen(path);
+   * const accepted = listener.accept();
+   * using _client = UnixSocket.connectSync(path);
+   * using _server = await accepted;
+   * ```
+   */
+  async accept(options?: { signal?: AbortSignal }): Promise<UnixSocket> {
+    return UnixSocket.from(await acceptAsync(this.fd, options?.signal));
+  }
+
+  /**
+   * Yields connections until the listener is closed.
+   *
+   * @returns An async iterator of connections.
+   *
+   * @example Serve connections in a loop
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   *
+   * const path = Deno.makeTempDirSync() + "/loop.sock";
+   * const listener = UnixSocket.listen(path);
+   * const client = UnixSocket.connectSync(path);
+   * for await (const conn of listener) {
+   *   conn.close();
+   *   listener.close();
+   * }
+   * client.close();
+   * ```
+   */
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<UnixSocket> {
+    while (!this.closed) {
+      let conn: UnixSocket;
+      try {
+        conn = await this.accept();
+      } catch (error) {
+        if (this.closed) return;
+        throw error;
+      }
+      yield conn;
+    }
   }
 
   /**

@@ -31,6 +31,8 @@ import {
   type SocketType,
 } from "./transfer.ts";
 import { UnixListener, type UnixListenOptions } from "./unix_listener.ts";
+import { connectAsync, recvAsync, sendAsync } from "./async_ops.ts";
+import { startSend } from "./transfer.ts";
 import type { Socket } from "node:net";
 
 /** Options for sending a message. */
@@ -43,6 +45,18 @@ export interface SendOptions {
    * @default {[]}
    */
   fds?: Iterable<FdLike>;
+  /**
+   * Cancels an async send while it waits. On a stream, a message that was
+   * partly sent when the signal fired cannot be taken back: the socket is
+   * then marked broken and every later send rejects.
+   */
+  signal?: AbortSignal;
+}
+
+/** Options for async receives. */
+export interface AsyncReceiveOptions extends ReceiveOptions {
+  /** Cancels the receive while it waits; nothing is consumed then. */
+  signal?: AbortSignal;
 }
 
 /** A received message. */
@@ -66,7 +80,7 @@ export interface ReceivedDatagram extends ReceivedMessage {
   address: SocketAddress;
 }
 
-/** Options for {@linkcode UnixSocket.connectSync}. */
+/** Options for {@linkcode UnixSocket.connectSync} and {@linkcode UnixSocket.connect}. */
 export interface UnixConnectOptions {
   /**
    * The socket type.
@@ -74,6 +88,8 @@ export interface UnixConnectOptions {
    * @default {"stream"}
    */
   type?: SocketType;
+  /** Cancels an async connect while it waits. */
+  signal?: AbortSignal;
 }
 
 /** Options for {@linkcode UnixSocket.datagram}. */
@@ -122,6 +138,8 @@ export class UnixSocket {
   readonly #handle: OwnedFd;
   readonly #type: SocketType;
   #unlinkPath: { path: string; dev: bigint; ino: bigint } | null = null;
+  #sending: Promise<number> | null = null;
+  #broken = false;
 
   private constructor(handle: OwnedFd, type: SocketType) {
     this.#handle = handle;
@@ -185,6 +203,35 @@ export class UnixSocket {
       throw error;
     }
     return new UnixSocket(handle, type);
+  }
+
+  /**
+   * Connects without blocking the thread; see {@linkcode UnixSocket.connectSync}.
+   *
+   * @param address A path, or `{ abstract: "name" }` on Linux.
+   * @param options The socket type and an abort signal.
+   * @returns The connected socket.
+   *
+   * @example Connect and accept asynchronously
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   *
+   * const path = Deno.makeTempDirSync() + "/async.sock";
+   * using listener = UnixSocket.listen(path);
+   * const [client, server] = await Promise.all([
+   *   UnixSocket.connect(path),
+   *   listener.accept(),
+   * ]);
+   * client.close();
+   * server.close();
+   * ```
+   */
+  static async connect(
+    address: UnixAddress,
+    options: UnixConnectOptions = {},
+  ): Promise<UnixSocket> {
+    const type = options.type ?? "stream";
+    return new UnixSocket(await connectAsync(address, type, options.signal), type);
   }
 
   /**
@@ -484,6 +531,196 @@ export class UnixSocket {
   }
 
   /**
+   * Sends `data` with fds without blocking the thread: tries at once, and
+   * waits in the shared poller only when the socket buffer is full. Sends on
+   * one socket go out in call order.
+   *
+   * @param data Bytes, or a string sent as UTF-8.
+   * @param options The fds to send and an abort signal.
+   * @returns The number of bytes sent.
+   *
+   * @example Send and receive asynchronously
+   * ```ts
+   * import { openFd, UnixSocket } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const [a, b] = UnixSocket.pair();
+   * using devNull = openFd("/dev/null");
+   * await a.send("x", { fds: [devNull] });
+   * const message = await b.recv();
+   * assertEquals(message!.fds.length, 1);
+   * message!.fds[0]!.close();
+   * a.close();
+   * b.close();
+   * ```
+   */
+  send(data: Uint8Array | string, options?: SendOptions): Promise<number> {
+    try {
+      const fd = this.fd;
+      if (this.#broken) throw brokenError();
+      const out = startSend(this.#type, data, [...collectFds(options?.fds)], null, true);
+      return this.#queueSend(fd, out, options?.signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Sends a datagram to `address` without blocking the thread.
+   *
+   * @param address The destination.
+   * @param data Bytes, or a string sent as UTF-8.
+   * @param options The fds to send and an abort signal.
+   * @returns The number of bytes sent.
+   *
+   * @example Send a datagram asynchronously
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const name = { abstract: `fdpass-async-dgram-${Deno.pid}` };
+   * using server = UnixSocket.datagram(name);
+   * using client = UnixSocket.datagram();
+   * await client.sendTo(name, "ping");
+   * assertEquals((await server.recvFrom()).data.length, 4);
+   * ```
+   */
+  sendTo(
+    address: UnixAddress,
+    data: Uint8Array | string,
+    options?: SendOptions,
+  ): Promise<number> {
+    try {
+      const fd = this.fd;
+      if (this.#type !== "dgram") {
+        throw new TypeError(
+          `Cannot use sendTo() on a ${this.#type} socket: only dgram sockets send to an address`,
+        );
+      }
+      const out = startSend("dgram", data, [...collectFds(options?.fds)], address, true);
+      return this.#queueSend(fd, out, options?.signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #queueSend(
+    fd: number,
+    out: Parameters<typeof sendAsync>[1],
+    signal?: AbortSignal,
+  ): Promise<number> {
+    const run = async (): Promise<number> => {
+      if (this.#broken) throw brokenError();
+      try {
+        return await sendAsync(fd, out, signal);
+      } catch (error) {
+        // A stream message that is partly out cannot be taken back.
+        if (this.#type === "stream" && out.sent > 0 && !out.done) this.#broken = true;
+        throw error;
+      }
+    };
+    const previous = this.#sending;
+    const current: Promise<number> = previous === null ? run() : previous.then(run, run);
+    this.#sending = current;
+    const clear = () => {
+      if (this.#sending === current) this.#sending = null;
+    };
+    current.then(clear, clear);
+    return current;
+  }
+
+  /**
+   * Receives one message without blocking the thread: tries at once, and
+   * waits in the shared poller only when nothing is queued. Same rules as
+   * {@linkcode UnixSocket.recvSync}.
+   *
+   * @param options Capacity for data and fds, and an abort signal.
+   * @returns The message, or `null` at end of stream.
+   *
+   * @example Time out a receive
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   * import { assertRejects } from "@std/assert";
+   *
+   * const [a, b] = UnixSocket.pair();
+   * await assertRejects(() => b.recv({ signal: AbortSignal.timeout(10) }));
+   * a.close();
+   * b.close();
+   * ```
+   */
+  async recv(options?: AsyncReceiveOptions): Promise<ReceivedMessage | null> {
+    const fd = this.fd;
+    const [maxBytes, maxFds] = receiveLimits(options, this.#type);
+    const message = await recvAsync(fd, this.#type, maxBytes, maxFds, false, options?.signal);
+    if (message === null) return null;
+    return {
+      data: message.data,
+      fds: message.fds,
+      truncated: message.truncated,
+      credentials: message.credentials,
+    };
+  }
+
+  /**
+   * Receives one datagram and its sender's address without blocking the
+   * thread (dgram sockets).
+   *
+   * @param options Capacity for data and fds, and an abort signal.
+   * @returns The datagram.
+   *
+   * @example Receive a datagram asynchronously
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const name = { abstract: `fdpass-async-from-${Deno.pid}` };
+   * using server = UnixSocket.datagram(name);
+   * using client = UnixSocket.datagram();
+   * const received = server.recvFrom();
+   * client.sendToSync(name, "hi");
+   * assertEquals((await received).data.length, 2);
+   * ```
+   */
+  async recvFrom(options?: AsyncReceiveOptions): Promise<ReceivedDatagram> {
+    const fd = this.fd;
+    if (this.#type !== "dgram") {
+      throw new TypeError(
+        `Cannot use recvFrom() on a ${this.#type} socket: only dgram sockets receive from an address`,
+      );
+    }
+    const [maxBytes, maxFds] = receiveLimits(options, "dgram");
+    return (await recvAsync(fd, "dgram", maxBytes, maxFds, true, options?.signal))!;
+  }
+
+  /**
+   * Yields received messages until end of stream.
+   *
+   * @returns An async iterator of messages.
+   *
+   * @example Read every message
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const [a, b] = UnixSocket.pair("seqpacket");
+   * a.sendSync("one");
+   * a.sendSync("two");
+   * a.close();
+   * const seen: string[] = [];
+   * for await (const message of b) seen.push(new TextDecoder().decode(message.data));
+   * assertEquals(seen, ["one", "two"]);
+   * b.close();
+   * ```
+   */
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<ReceivedMessage> {
+    for (;;) {
+      const message = await this.recv();
+      if (message === null) return;
+      yield message;
+    }
+  }
+
+  /**
    * The credentials of the peer process, as recorded by the kernel when
    * the connection was made (`SO_PEERCRED`; `LOCAL_PEERCRED` on BSD).
    *
@@ -637,6 +874,12 @@ export class UnixSocket {
 
 function closedError(): TypeError {
   return new TypeError("Cannot use the socket: it is closed");
+}
+
+function brokenError(): Error {
+  return new Deno.errors.BrokenPipe(
+    "Cannot send: an aborted send left a partial message on this stream socket",
+  );
 }
 
 /**

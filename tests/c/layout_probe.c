@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -209,6 +210,7 @@ int main(void) {
   CONSTANT(PROT_READ);
   CONSTANT(PROT_WRITE);
   CONSTANT(MAP_SHARED);
+  CONSTANT(PIPE_BUF);
   CONSTANT(F_ADD_SEALS);
   CONSTANT(F_GET_SEALS);
   CONSTANT(F_SEAL_SEAL);
