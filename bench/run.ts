@@ -40,9 +40,7 @@
  * @module
  */
 
-// @std/cli's mod.js pulls in unicode_width.js, whose data file the npm
-// deno-std package does not ship: import parseArgs from its own file.
-import { parseArgs } from "npm:deno-std@^1.4.0/cli/parse_args.js";
+import { parseArgs } from "@std/cli";
 import {
   borrowFd,
   openFd,

@@ -150,6 +150,8 @@ export class ControlTruncatedError extends Error {
   readonly reason: "kernel" | "max-fds";
 
   /**
+   * Creates the error; the library throws it from receives.
+   *
    * @param message The message.
    * @param data The data bytes that were received.
    * @param received How many fds arrived and were closed.

@@ -608,6 +608,7 @@ export class OwnedFd extends Descriptor {
     this.close();
   }
 
+  /** Shows the fd in `console.log` and the REPL. */
   [Symbol.for("Deno.customInspect")](): string {
     return this.#fd < 0 ? "OwnedFd { closed }" : `OwnedFd { fd: ${this.#fd} }`;
   }
@@ -628,6 +629,8 @@ export class BorrowedFd extends Descriptor {
   readonly #fd: number;
 
   /**
+   * Borrows an fd number; see {@linkcode borrowFd}.
+   *
    * @param fd The fd number.
    */
   constructor(fd: number) {
@@ -640,6 +643,7 @@ export class BorrowedFd extends Descriptor {
     return this.#fd;
   }
 
+  /** Shows the fd in `console.log` and the REPL. */
   [Symbol.for("Deno.customInspect")](): string {
     return `BorrowedFd { fd: ${this.#fd} }`;
   }

@@ -21,7 +21,7 @@ export function readableFromFd(owned: OwnedFd): ReadableStream<Uint8Array> {
   return new ReadableStream({
     type: "bytes",
     autoAllocateChunkSize: CHUNK_SIZE,
-    async pull(controller) {
+    async pull(controller): Promise<void> {
       const request = controller.byobRequest!;
       const view = request.view!;
       const target = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
@@ -39,7 +39,7 @@ export function readableFromFd(owned: OwnedFd): ReadableStream<Uint8Array> {
         throw error;
       }
     },
-    cancel() {
+    cancel(): void {
       owned.close();
     },
   });
@@ -54,16 +54,16 @@ export function readableFromFd(owned: OwnedFd): ReadableStream<Uint8Array> {
  */
 export function writableFromFd(owned: OwnedFd): WritableStream<Uint8Array> {
   return new WritableStream<Uint8Array>({
-    async write(chunk) {
+    async write(chunk): Promise<void> {
       let rest = chunk;
       while (rest.byteLength > 0) {
         rest = rest.subarray(await owned.write(rest));
       }
     },
-    close() {
+    close(): void {
       owned.close();
     },
-    abort() {
+    abort(): void {
       owned.close();
     },
   }, new CountQueuingStrategy({ highWaterMark: 1 }));

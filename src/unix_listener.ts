@@ -262,6 +262,7 @@ export class UnixListener {
     this.close();
   }
 
+  /** Shows the fd in `console.log` and the REPL. */
   [Symbol.for("Deno.customInspect")](): string {
     return this.#handle.closed
       ? "UnixListener { closed }"

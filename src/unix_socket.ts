@@ -865,6 +865,7 @@ export class UnixSocket {
     this.close();
   }
 
+  /** Shows the fd in `console.log` and the REPL. */
   [Symbol.for("Deno.customInspect")](): string {
     return this.#handle.closed
       ? `UnixSocket { type: "${this.#type}", closed }`

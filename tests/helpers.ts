@@ -51,7 +51,7 @@ export function leakCheckedTest(
   Deno.test({
     name,
     ignore: options.ignore ?? false,
-    async fn(t) {
+    async fn(t): Promise<void> {
       const before = openFdNumbers();
       await fn(t);
       const after = openFdNumbers();
@@ -72,7 +72,7 @@ export function tempSocketPath(name = "test.sock"): { path: string; dir: string;
   return {
     path: `${dir}/${name}`,
     dir,
-    cleanup() {
+    cleanup(): void {
       Deno.removeSync(dir, { recursive: true });
     },
   };
