@@ -121,8 +121,15 @@ export class MessageKit {
   /** Sets `msg_controllen`. */
   setControlLength(length: number): void {
     const m = libc().layout.msghdr;
-    this.#setWord(m.controllen, m.controllenSize, length);
+    if (length === 0 && m.controllenSize === 8) this.view.setBigUint64(m.controllen, 0n, true);
+    else this.#setWord(m.controllen, m.controllenSize, length);
   }
+
+  /** Fd count of the `SCM_RIGHTS` header now in the control buffer, or -1. */
+  rightsCount = -1;
+  /** `CMSG_SPACE` of that header, as a number and as a BigInt. */
+  rightsSpace = 0;
+  rightsSpaceBig = 0n;
 
   /** Sets `msg_controllen` to the whole control buffer (before `recvmsg`). */
   offerWholeControl(): void {
@@ -205,19 +212,27 @@ export function writeRights(kit: MessageKit, fds: readonly number[]): void {
     kit.setControlLength(0);
     return;
   }
-  const h = layout.cmsghdr;
   const base = kit.controlOffset;
   const view = kit.view;
-  const space = cmsgSpace(layout, n * FD_SIZE);
-  kit.bytes.fill(0, base, base + space);
-  const len = cmsgLen(layout, n * FD_SIZE);
-  if (h.lenSize === 8) view.setBigUint64(base + h.len, BigInt(len), true);
-  else view.setUint32(base + h.len, len, true);
-  view.setInt32(base + h.level, layout.constants.SOL_SOCKET, true);
-  view.setInt32(base + h.type, layout.constants.SCM_RIGHTS, true);
+  // The header only changes with the fd count: most messages reuse it.
+  if (n !== kit.rightsCount) {
+    const h = layout.cmsghdr;
+    const space = cmsgSpace(layout, n * FD_SIZE);
+    kit.bytes.fill(0, base, base + space);
+    const len = cmsgLen(layout, n * FD_SIZE);
+    if (h.lenSize === 8) view.setBigUint64(base + h.len, BigInt(len), true);
+    else view.setUint32(base + h.len, len, true);
+    view.setInt32(base + h.level, layout.constants.SOL_SOCKET, true);
+    view.setInt32(base + h.type, layout.constants.SCM_RIGHTS, true);
+    kit.rightsCount = n;
+    kit.rightsSpace = space;
+    kit.rightsSpaceBig = BigInt(space);
+  }
   const data = base + cmsgDataOffset(layout);
   for (let i = 0; i < n; i++) view.setInt32(data + i * FD_SIZE, fds[i]!, true);
-  kit.setControlLength(space);
+  const m = layout.msghdr;
+  if (m.controllenSize === 8) view.setBigUint64(m.controllen, kit.rightsSpaceBig, true);
+  else view.setUint32(m.controllen, kit.rightsSpace, true);
 }
 
 /** Credentials carried by an `SCM_CREDENTIALS` message (Linux). */

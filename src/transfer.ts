@@ -163,6 +163,19 @@ export function startSend(
   return { type, bytes, length, fds, address, sent: 0, done };
 }
 
+/** Below this many bytes a plain loop copies faster than `set(subarray())`. */
+const LOOP_COPY_MAX = 64;
+
+function copyInto(target: Uint8Array, source: Uint8Array, start: number, count: number): void {
+  if (count <= LOOP_COPY_MAX) {
+    for (let i = 0; i < count; i++) target[i] = source[start + i]!;
+  } else if (start === 0 && count === source.byteLength) {
+    target.set(source);
+  } else {
+    target.set(source.subarray(start, start + count));
+  }
+}
+
 /**
  * Makes one `sendmsg` call for the next part of `out`: the whole message on
  * seqpacket and dgram sockets, the next chunk on a stream (the fds go with
@@ -183,15 +196,11 @@ export function sendStep(fd: number, out: Outgoing, flags: number): boolean {
   } else if (out.type !== "stream") {
     chunk = out.length;
     kit.ensureData(chunk);
-    kit.data.set(out.bytes);
+    copyInto(kit.data, out.bytes, 0, chunk);
     kit.setIov(0, chunk);
   } else {
     chunk = Math.min(out.length - out.sent, kit.data.byteLength);
-    kit.data.set(
-      out.sent === 0 && chunk === out.bytes.byteLength
-        ? out.bytes
-        : out.bytes.subarray(out.sent, out.sent + chunk),
-    );
+    copyInto(kit.data, out.bytes, out.sent, chunk);
     kit.setIov(0, chunk);
   }
   if (out.sent === 0) writeRights(kit, out.fds);
