@@ -82,3 +82,17 @@ export { recvFd, sendFd } from "./src/io_fdpass.ts";
 
 // Errors.
 export { ControlTruncatedError, ErrnoError } from "./src/errors.ts";
+
+// Shared memory and events.
+export {
+  type MapOptions,
+  mapShared,
+  MemFd,
+  type MemFdOptions,
+  type MemFdSeal,
+  SharedMapping,
+} from "./src/memfd.ts";
+export { EventFd, type EventFdOptions, type EventFdWaitOptions } from "./src/eventfd.ts";
+
+// A TCP listener as an fd, to hand a live listener to another process.
+export { listenTcp, type TcpListenerFd, type TcpListenOptions } from "./src/tcp_listener.ts";

@@ -251,6 +251,7 @@ export interface Constants {
   readonly PROT_READ: number;
   readonly PROT_WRITE: number;
   readonly MAP_SHARED: number;
+  readonly MAP_PRIVATE: number;
   /** Bytes a writable pipe takes in one write without blocking. */
   readonly PIPE_BUF: number;
   /** `fcntl` file sealing (Linux, FreeBSD 13+); 0 elsewhere. */
@@ -372,6 +373,7 @@ const sharedConstants = {
   PROT_READ: 1,
   PROT_WRITE: 2,
   MAP_SHARED: 1,
+  MAP_PRIVATE: 2,
 } as const;
 
 const noEpoll = {

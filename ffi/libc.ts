@@ -122,6 +122,14 @@ export const symbols = {
     ],
     result: "i32",
   },
+  readlink: {
+    parameters: [
+      "buffer", // const char *pathname
+      "buffer", // char *buf
+      "usize", // size_t bufsiz
+    ],
+    result: "isize",
+  },
   pipe: {
     parameters: [
       "buffer", // int pipefd[2]

@@ -8,7 +8,8 @@
  */
 
 import { libc } from "../ffi/libc.ts";
-import { throwErrno } from "./errors.ts";
+import { ErrnoError, throwErrno } from "./errors.ts";
+import { formatAddress } from "./address.ts";
 import type { OwnedFd } from "./fd.ts";
 import type { ParsedMessage } from "./message.ts";
 import { poller } from "./poller.ts";
@@ -48,6 +49,7 @@ export async function sendAsync(
   out: Outgoing,
   signal: AbortSignal | undefined,
 ): Promise<number> {
+  if (signal?.aborted) throw signal.reason;
   const dontWait = libc().layout.constants.MSG_DONTWAIT;
   const attempt = () => sendStep(fd, out, dontWait) && out.done;
   while (!out.done) {
@@ -124,17 +126,19 @@ export async function connectAsync(
   if (signal?.aborted) throw signal.reason;
   const handle = createSocketFd(type, true);
   try {
-    for (;;) {
-      const state = connectStep(handle.fd, address);
-      if (state === "done") break;
-      // "in-progress": writable once connected or failed. "retry" (Linux,
-      // the listener's backlog is full): writable again when the peer
-      // drains, which the poller reports without a timer.
+    const state = connectStep(handle.fd, address);
+    if (state === "retry") {
+      // Linux, the listener's backlog is full. Nothing pollable reports room
+      // (a blocking connect sleeps on the listener's peer_wait,
+      // net/unix/af_unix.c) and the unconnected socket polls writable at
+      // once, so waiting could only spin or poll a timer: report it, as
+      // libuv and Node do.
+      throw ErrnoError.from(libc().layout.errno.EAGAIN!, "connect", formatAddress(address));
+    }
+    if (state === "in-progress") {
+      // Writable once connected or failed.
       await poller().wait(handle.fd, true, signal);
-      if (state === "in-progress") {
-        connectResult(handle.fd, address);
-        break;
-      }
+      connectResult(handle.fd, address);
     }
     handle.nonblocking = false;
     return handle;

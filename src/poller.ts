@@ -101,6 +101,8 @@ interface Backend {
   /** Drains the wake fd after it fired; returns `true` for the wake fd. */
   isWake(fd: number): boolean;
   drainWake(): void;
+  /** Closes the backend's own fds. */
+  close(): void;
 }
 
 const MAX_EVENTS = 256;
@@ -207,6 +209,11 @@ class EpollBackend implements Backend {
   drainWake(): void {
     libc().lib.read(this.#wakeFd, this.#counter, 8n);
   }
+
+  close(): void {
+    libc().lib.close(this.#wakeFd);
+    libc().lib.close(this.#epfd);
+  }
 }
 
 class PollBackend implements Backend {
@@ -297,6 +304,11 @@ class PollBackend implements Backend {
       // Emptied: the pipe is nonblocking.
     }
   }
+
+  close(): void {
+    libc().lib.close(this.#wakeRead);
+    libc().lib.close(this.#wakeWrite);
+  }
 }
 
 class Poller {
@@ -332,6 +344,8 @@ class Poller {
       throw new TypeError("Cannot change the poller backend while operations wait");
     }
     this.#backendName = name;
+    // Idle (checked above): nothing uses the old backend's fds any more.
+    this.#backend?.close();
     this.#backend = null;
   }
 

@@ -207,6 +207,10 @@ export class UnixSocket {
 
   /**
    * Connects without blocking the thread; see {@linkcode UnixSocket.connectSync}.
+   * When the listener's backlog is full (Linux), it rejects at once with
+   * `Deno.errors.WouldBlock` (`EAGAIN`) instead of waiting, as libuv and
+   * Node do: no event reports room in a backlog, so waiting would mean
+   * polling on a timer. Retry later, or use `connectSync`, which blocks.
    *
    * @param address A path, or `{ abstract: "name" }` on Linux.
    * @param options The socket type and an abort signal.

@@ -1,0 +1,142 @@
+/**
+ * The `fdpass` command: pass open file descriptors between processes from
+ * the shell, and see what arrives.
+ *
+ * - `fdpass recv --listen PATH [--count N] [--json] [--cat]` listens on a
+ *   Unix socket and describes every message and fd it receives: kind,
+ *   path, size, flags, and with `--cat` the contents of files and pipes.
+ * - `fdpass send --connect PATH [--data TEXT] [--fd N]... [FILE]...` sends
+ *   files (opened read-only) and inherited fds in one message.
+ * - `fdpass info [--json]` shows the platform layout, sizes and constants
+ *   in use.
+ *
+ * Every subcommand takes `--help`. Exit codes: 0 success, 1 runtime
+ * failure, 2 usage error (130/143 when `recv` is stopped by SIGINT/SIGTERM).
+ * Errors go to stderr as `fdpass: <message>`. Needs `--allow-ffi` only.
+ *
+ * @example Run it without installing
+ * ```sh
+ * deno run --allow-ffi jsr:@fdpass/fdpass/cli recv --listen /tmp/fdpass.sock --cat &
+ * deno run --allow-ffi jsr:@fdpass/fdpass/cli send --connect /tmp/fdpass.sock /etc/hostname
+ * ```
+ *
+ * @example Install it as `fdpass`
+ * ```sh
+ * deno install --global --allow-ffi --name fdpass jsr:@fdpass/fdpass/cli
+ * fdpass info
+ * ```
+ *
+ * @module
+ */
+
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./src/cli/args.ts";
+import { RECV_HELP, recvCommand } from "./src/cli/recv.ts";
+import { SEND_HELP, sendCommand } from "./src/cli/send.ts";
+import { INFO_HELP, infoCommand } from "./src/cli/info.ts";
+
+const HELP = `fdpass: pass open file descriptors between processes over Unix sockets
+
+Usage:
+  fdpass recv --listen PATH [--abstract] [--count N] [--json] [--cat]
+  fdpass send --connect PATH [--abstract] [--data TEXT] [--fd N]... [FILE]...
+  fdpass info [--json]
+  fdpass help [COMMAND]
+
+Commands:
+  recv   Listen on a Unix socket; print each message and describe its fds.
+  send   Connect to a Unix socket; send files and inherited fds in one message.
+  info   Show the platform layout, sizes and constants fdpass uses.
+
+Run "fdpass COMMAND --help" for a command's options.
+
+Exit codes:
+  0    success
+  1    runtime failure (a file cannot be opened, nobody listens, ...)
+  2    usage error (unknown option or command, missing or bad value)
+  130  recv stopped by SIGINT (143 by SIGTERM)
+
+Permissions: --allow-ffi (fdpass calls libc through Deno.dlopen).
+
+Example:
+  fdpass recv --listen /tmp/fdpass.sock --cat &
+  fdpass send --connect /tmp/fdpass.sock /etc/hostname
+`;
+
+const COMMAND_HELP: Readonly<Record<string, string>> = {
+  recv: RECV_HELP,
+  send: SEND_HELP,
+  info: INFO_HELP,
+};
+
+/**
+ * Runs the `fdpass` command with `args` (without the program name) and
+ * returns its exit status: 0 on success, 1 on a runtime failure, 2 on a
+ * usage error, 130/143 when `recv` was stopped by SIGINT/SIGTERM. Output
+ * goes to stdout; errors are printed to stderr as `fdpass: <message>`, never
+ * thrown.
+ *
+ * @param args The arguments, such as `["send", "--connect", "/tmp/s", "file"]`.
+ * @returns The exit status.
+ *
+ * @example Print the layout as JSON, and a usage error
+ * ```ts
+ * import { main } from "@fdpass/fdpass/cli";
+ * import { assertEquals } from "@std/assert";
+ *
+ * assertEquals(await main(["info", "--json"]), 0);
+ * // "fdpass: Option "--connect" is required: give a socket path" on stderr
+ * assertEquals(await main(["send", "/etc/hostname"]), 2);
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  try {
+    return await run(args);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`fdpass: ${message}`);
+    if (error instanceof UsageError) {
+      const command = error.command === null ? "fdpass" : `fdpass ${error.command}`;
+      console.error(`Run "${command} --help" for usage.`);
+      return EXIT_USAGE;
+    }
+    return EXIT_FAILURE;
+  }
+}
+
+async function run(args: readonly string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "recv":
+      return await recvCommand(rest);
+    case "send":
+      return sendCommand(rest);
+    case "info":
+      return infoCommand(rest);
+    case "help":
+    case "--help":
+    case "-h": {
+      const topic = rest[0];
+      if (topic === undefined || command !== "help") {
+        console.log(HELP);
+        return EXIT_OK;
+      }
+      const text = COMMAND_HELP[topic];
+      if (text === undefined || !Object.hasOwn(COMMAND_HELP, topic)) {
+        throw new UsageError(`Unknown command "${topic}": use recv, send or info`, null);
+      }
+      console.log(text);
+      return EXIT_OK;
+    }
+    case undefined:
+      throw new UsageError("Missing command: use recv, send or info", null);
+    default:
+      throw new UsageError(
+        command.startsWith("-")
+          ? `Unknown option "${command}": give a command (recv, send or info) first`
+          : `Unknown command "${command}": use recv, send or info`,
+        null,
+      );
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

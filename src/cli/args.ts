@@ -1,0 +1,217 @@
+/**
+ * Argument parsing for the `fdpass` command: `parseArgs` from `@std/cli`
+ * with strict checks (unknown options and stray arguments are usage
+ * errors), and the checks shared by the subcommands.
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli";
+import { currentLayout } from "../../ffi/layout.ts";
+import type { UnixAddress } from "../address.ts";
+
+/** Exit status: success. */
+export const EXIT_OK = 0;
+/** Exit status: the command was well-formed but failed at run time. */
+export const EXIT_FAILURE = 1;
+/** Exit status: bad arguments. */
+export const EXIT_USAGE = 2;
+
+/** The arguments are wrong: reported with a pointer to `--help`, exit status 2. */
+export class UsageError extends Error {
+  /** The subcommand whose arguments were wrong, or `null` at the top level. */
+  readonly command: string | null;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong, sentence case, no trailing period.
+   * @param command The subcommand, or `null` at the top level.
+   */
+  constructor(message: string, command: string | null) {
+    super(message);
+    this.name = "UsageError";
+    this.command = command;
+  }
+}
+
+/** Which options a subcommand takes. */
+export interface CommandSpec {
+  /** The subcommand name, for messages. */
+  readonly command: string;
+  /** Options without a value (`--help`/`-h` is always added). */
+  readonly booleans: readonly string[];
+  /** Options with a value. */
+  readonly strings: readonly string[];
+  /** Options with a value that may be repeated; collected into an array. */
+  readonly repeatable?: readonly string[];
+  /** Whether positional arguments are allowed. */
+  readonly positionals: boolean;
+}
+
+/** The result of {@linkcode parseCommand}. */
+export interface ParsedCommand {
+  /** Whether `--help` or `-h` was given. */
+  readonly help: boolean;
+  /** Boolean options by name. */
+  readonly booleans: ReadonlyMap<string, boolean>;
+  /** Single-value options that were given, by name (the last one wins). */
+  readonly strings: ReadonlyMap<string, string>;
+  /** Repeatable options by name (empty arrays when absent). */
+  readonly repeated: ReadonlyMap<string, readonly string[]>;
+  /** Positional arguments, including everything after `--`. */
+  readonly positionals: readonly string[];
+}
+
+/**
+ * Parses a subcommand's arguments.
+ *
+ * @param spec The options the subcommand takes.
+ * @param args The arguments after the subcommand name.
+ * @returns The options and positionals.
+ * @throws {UsageError} For an unknown option or an unexpected positional.
+ */
+export function parseCommand(spec: CommandSpec, args: readonly string[]): ParsedCommand {
+  const unknown: string[] = [];
+  const repeatable = spec.repeatable ?? [];
+  const parsed = parseArgs([...args], {
+    boolean: ["help", ...spec.booleans],
+    // "_" keeps positionals as strings: a file named "123" stays "123".
+    string: ["_", ...spec.strings, ...repeatable],
+    collect: [...repeatable],
+    alias: { h: "help" },
+    unknown: (_arg: string, key?: string): boolean => {
+      // Positionals reach this callback without a key.
+      if (key === undefined) return true;
+      unknown.push(key.length === 1 ? `-${key}` : `--${key}`);
+      return false;
+    },
+  }) as Record<string, unknown> & { _: unknown[] };
+
+  const help = parsed.help === true;
+  if (unknown.length > 0 && !help) {
+    const list = unknown.map((name) => `"${name}"`).join(", ");
+    throw new UsageError(
+      `Unknown option${unknown.length === 1 ? "" : "s"} ${list}`,
+      spec.command,
+    );
+  }
+  const positionals = parsed._.map(String);
+  if (!spec.positionals && positionals.length > 0 && !help) {
+    throw new UsageError(`Unexpected argument "${positionals[0]}"`, spec.command);
+  }
+  const booleans = new Map<string, boolean>();
+  for (const name of spec.booleans) booleans.set(name, parsed[name] === true);
+  const strings = new Map<string, string>();
+  for (const name of spec.strings) {
+    const value = parsed[name];
+    if (value !== undefined) strings.set(name, String(value));
+  }
+  const repeated = new Map<string, string[]>();
+  for (const name of repeatable) {
+    const value = parsed[name];
+    repeated.set(name, Array.isArray(value) ? value.map(String) : []);
+  }
+  return { help, booleans, strings, repeated, positionals };
+}
+
+/**
+ * The value of a required option that takes a value.
+ *
+ * @param parsed The parsed arguments.
+ * @param name The option name.
+ * @param command The subcommand, for the message.
+ * @param what What the value is, for the message ("a socket path").
+ * @returns The value.
+ * @throws {UsageError} When the option is missing or has no value.
+ */
+export function requireValue(
+  parsed: ParsedCommand,
+  name: string,
+  command: string,
+  what: string,
+): string {
+  const value = parsed.strings.get(name);
+  if (value === undefined) {
+    throw new UsageError(`Option "--${name}" is required: give ${what}`, command);
+  }
+  if (value === "") {
+    throw new UsageError(`Option "--${name}" needs ${what}`, command);
+  }
+  return value;
+}
+
+/**
+ * Turns the `--listen`/`--connect` value into an address and checks that it
+ * fits in a `sockaddr_un`, so that a long path is a usage error up front.
+ *
+ * @param value The path, or the abstract name with `abstract`.
+ * @param abstract Whether `--abstract` was given.
+ * @param option The option name, for messages.
+ * @param command The subcommand, for messages.
+ * @returns The address.
+ * @throws {UsageError} When the path is too long, contains NUL, or the
+ * platform has no abstract namespace.
+ */
+export function socketAddress(
+  value: string,
+  abstract: boolean,
+  option: string,
+  command: string,
+): UnixAddress {
+  const s = currentLayout().sockaddrUn;
+  if (value.includes("\0")) {
+    throw new UsageError(`Option "--${option}" must not contain a NUL character`, command);
+  }
+  const bytes = new TextEncoder().encode(value).byteLength;
+  if (abstract) {
+    if (!s.abstractNamespace) {
+      throw new UsageError(
+        `Option "--abstract" needs Linux: this platform has no abstract namespace`,
+        command,
+      );
+    }
+    if (bytes > s.maxPathBytes - 1) {
+      throw new UsageError(
+        `Option "--${option}" is too long: the abstract name is ${bytes} bytes, but at most ${
+          s.maxPathBytes - 1
+        } fit in a Unix socket address`,
+        command,
+      );
+    }
+    return { abstract: value };
+  }
+  if (bytes > s.maxPathBytes) {
+    throw new UsageError(
+      `Option "--${option}" is too long: the path is ${bytes} bytes, but a Unix socket path holds at most ${s.maxPathBytes} bytes on this platform; use a shorter path (a relative one, or one under /tmp)`,
+      command,
+    );
+  }
+  return value;
+}
+
+/**
+ * Parses a non-negative decimal integer option value.
+ *
+ * @param value The text.
+ * @param option The option name, for messages.
+ * @param command The subcommand, for messages.
+ * @param max The largest allowed value.
+ * @returns The number.
+ * @throws {UsageError} When the text is not a decimal integer from 0 to `max`.
+ */
+export function nonNegativeInteger(
+  value: string,
+  option: string,
+  command: string,
+  max: number,
+): number {
+  const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n > max) {
+    throw new UsageError(
+      `Option "--${option}" must be an integer from 0 to ${max}, received "${value}"`,
+      command,
+    );
+  }
+  return n;
+}
