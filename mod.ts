@@ -10,6 +10,13 @@
  * - {@linkcode OwnedFd} and {@linkcode BorrowedFd}: descriptors with
  *   ownership, close-on-exec by default, and hand-off to `node:net` and
  *   `Deno.FsFile`.
+ * - Async forms of every blocking call (`send`, `recv`, `accept`,
+ *   `UnixSocket.connect`, `read`, `write`), all served by one shared poller
+ *   ({@linkcode waitReadable}, {@linkcode waitWritable},
+ *   {@linkcode pollerStats}), and web streams on owned fds.
+ * - {@linkcode MemFd} and {@linkcode EventFd}: shared memory and
+ *   notification fds to pass along; {@linkcode listenTcp}: a TCP listener as
+ *   an fd, for handing a live listener to another process.
  * - {@linkcode sendFd} / {@linkcode recvFd}: Perl IO::FDPass's wire format.
  * - {@linkcode ErrnoError} and {@linkcode ControlTruncatedError}: typed
  *   errors.

@@ -11,7 +11,7 @@
  *
  * Run it:
  *
- *     deno run --allow-ffi --allow-read --allow-write --allow-run examples/broker.ts
+ *     deno run --allow-ffi --allow-write --allow-run examples/broker.ts
  *
  * @module
  */

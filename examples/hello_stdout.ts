@@ -9,7 +9,7 @@
  *
  * Run it:
  *
- *     deno run --allow-ffi --allow-read --allow-write --allow-run examples/hello_stdout.ts
+ *     deno run --allow-ffi --allow-write --allow-run examples/hello_stdout.ts
  *
  * Roles (the first argument): none starts `parent` and checks its stdout;
  * `parent` passes fd 1 to a `child`; `child` writes through what it got.
@@ -19,7 +19,7 @@
 
 import { borrowFd, UnixSocket } from "../mod.ts";
 
-const PERMISSIONS = ["--allow-ffi", "--allow-read", "--allow-write", "--allow-run"];
+const PERMISSIONS = ["--allow-ffi", "--allow-write", "--allow-run"];
 const TIMEOUT_MS = 15_000;
 const [role = "main", ...args] = Deno.args;
 

@@ -9,7 +9,7 @@
  *
  * Run it:
  *
- *     deno run --allow-ffi --allow-read --allow-write --allow-run examples/many_fds.ts
+ *     deno run --allow-ffi --allow-write --allow-run examples/many_fds.ts
  *
  * @module
  */

@@ -14,7 +14,7 @@
  *
  * Run it:
  *
- *     deno run --allow-ffi --allow-read --allow-write --allow-run examples/peers.ts
+ *     deno run --allow-ffi --allow-write --allow-run examples/peers.ts
  *
  * @module
  */

@@ -13,7 +13,7 @@
  *
  * Run it (Linux):
  *
- *     deno run --allow-ffi --allow-read --allow-write --allow-run examples/shared_memory.ts
+ *     deno run --allow-ffi --allow-write --allow-run examples/shared_memory.ts
  *
  * @module
  */

@@ -7,14 +7,14 @@
  *
  * Run it:
  *
- *     deno run --allow-ffi --allow-read --allow-write --allow-run examples/shared_offset.ts
+ *     deno run --allow-ffi --allow-write --allow-run examples/shared_offset.ts
  *
  * @module
  */
 
 import { openFd, UnixSocket } from "../mod.ts";
 
-const PERMISSIONS = ["--allow-ffi", "--allow-read", "--allow-write"];
+const PERMISSIONS = ["--allow-ffi"];
 const TIMEOUT_MS = 15_000;
 const decoder = new TextDecoder();
 const [role = "parent", ...args] = Deno.args;

@@ -19,7 +19,7 @@
  *
  * Run it (Linux, for seqpacket):
  *
- *     deno run --allow-ffi --allow-read --allow-write --allow-run examples/stream_semantics.ts
+ *     deno run --allow-ffi --allow-write --allow-run examples/stream_semantics.ts
  *
  * @module
  */

@@ -7,12 +7,12 @@
  * Safety: an `ArrayBuffer` over a mapping points straight at the mapped
  * pages. {@linkcode SharedMapping.unmap} detaches the buffer before it calls
  * `munmap`, so later use sees a zero-length buffer instead of freed memory.
- * Two hazards remain, both from the kernel:
- * - touching a page past the end of the file raises `SIGBUS` and kills the
+ * Two more things come from the kernel:
+ * - Touching a page past the end of the file raises `SIGBUS` and kills the
  *   process. Mapping checks the size first, but a peer holding the same
  *   memfd can shrink it afterwards: map a received memfd only once it is
  *   sealed against shrinking (`seals` includes `"shrink"`).
- * - a `copyOnWrite: false` mapping of a file opened read-only fails with
+ * - A `copyOnWrite: false` mapping of a file opened read-only fails with
  *   `EACCES`; use `copyOnWrite: true` for read-only fds and write-sealed
  *   memfds.
  *
@@ -91,16 +91,19 @@ export interface MapOptions {
 
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
-interface MappingRecord {
-  pointer: Deno.PointerObject;
-  length: bigint;
-}
+// Set by SharedMapping's static block: the module's access to its private
+// constructor, so that only mapFd() makes mappings.
+let newMapping: (
+  pointer: Deno.PointerObject,
+  byteLength: number,
+  copyOnWrite: boolean,
+  onUnmap: ((mapping: SharedMapping) => void) | null,
+) => SharedMapping;
 
-// Unmaps mappings whose buffer became unreachable without unmap(): only
-// then can no JavaScript code touch the memory any more.
-const mappingRegistry = new FinalizationRegistry<MappingRecord>((record) => {
-  libc().lib.munmap(record.pointer, record.length);
-});
+// There is deliberately no FinalizationRegistry backstop for mappings: a
+// buffer moved elsewhere with `transfer()` or `postMessage` would outlive
+// the object the registry watches, and unmapping under it would crash the
+// process. A forgotten mapping costs memory until exit, never correctness.
 
 /**
  * A memory mapping of a file, exposed as an `ArrayBuffer` that reads and
@@ -108,8 +111,11 @@ const mappingRegistry = new FinalizationRegistry<MappingRecord>((record) => {
  *
  * After {@linkcode SharedMapping.unmap} (or closing the {@linkcode MemFd}
  * that made it) the buffer is detached: its `byteLength` is 0 and views
- * over it are empty, so stale code cannot reach unmapped memory. Do not
- * hand the buffer's address to native code that outlives the mapping.
+ * over it are empty, so stale code cannot reach unmapped memory. Unmap
+ * explicitly (or with `using`): a forgotten mapping stays until the
+ * process exits. Do not move the buffer with `transfer()` or `postMessage`
+ * (a moved buffer is never unmapped), and do not hand its address to
+ * native code that outlives the mapping.
  *
  * @example Write through one mapping, read through another
  * ```ts
@@ -125,13 +131,13 @@ const mappingRegistry = new FinalizationRegistry<MappingRecord>((record) => {
  */
 export class SharedMapping {
   #buffer: ArrayBuffer | null;
-  #record: MappingRecord;
+  readonly #pointer: Deno.PointerObject;
   readonly #byteLength: number;
   readonly #copyOnWrite: boolean;
   #onUnmap: ((mapping: SharedMapping) => void) | null;
 
   /**
-   * Use {@linkcode MemFd.map} or {@linkcode mapShared}.
+   * Mappings come from {@linkcode MemFd.map} and {@linkcode mapShared}.
    *
    * @param pointer The mapped address.
    * @param byteLength The mapped length.
@@ -145,76 +151,15 @@ export class SharedMapping {
     onUnmap: ((mapping: SharedMapping) => void) | null,
   ) {
     this.#buffer = Deno.UnsafePointerView.getArrayBuffer(pointer, byteLength);
-    this.#record = { pointer, length: BigInt(byteLength) };
+    this.#pointer = pointer;
     this.#byteLength = byteLength;
     this.#copyOnWrite = copyOnWrite;
     this.#onUnmap = onUnmap;
-    mappingRegistry.register(this.#buffer, this.#record, this);
   }
 
-  /**
-   * Maps `fd` (internal; see {@linkcode mapShared}).
-   *
-   * @param fd The fd number.
-   * @param options Offset, length and sharing.
-   * @param onUnmap Called once, after unmapping.
-   * @returns The mapping.
-   */
-  static create(
-    fd: number,
-    options: MapOptions,
-    onUnmap: ((mapping: SharedMapping) => void) | null,
-  ): SharedMapping {
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(
-        `Argument "options" must be an object, received ${describeValue(options)}`,
-      );
-    }
-    const offset = checkSize(options.offset ?? 0, "offset", "Option");
-    const copyOnWrite = options.copyOnWrite ?? false;
-    if (typeof copyOnWrite !== "boolean") {
-      throw new TypeError(
-        `Option "copyOnWrite" must be a boolean, received ${describeValue(copyOnWrite)}`,
-      );
-    }
-    const { lib, layout } = libc();
-    const c = layout.constants;
-    const stat = new BorrowedFd(fd).stat();
-    let length: number;
-    if (options.length === undefined) {
-      if (stat.kind !== "file") {
-        throw new TypeError(
-          `Option "length" is required to map a ${stat.kind} fd: only regular files have a size`,
-        );
-      }
-      length = stat.size - offset;
-    } else {
-      length = checkSize(options.length, "length", "Option");
-    }
-    if (length === 0) {
-      throw new RangeError(
-        `Cannot map 0 bytes: the file size is ${stat.size} and the offset ${offset}; resize the file first`,
-      );
-    }
-    if (stat.kind === "file" && offset + length > stat.size) {
-      throw new RangeError(
-        `Cannot map bytes ${offset} to ${
-          offset + length
-        }: the file has only ${stat.size} bytes (pages past the end raise SIGBUS)`,
-      );
-    }
-    const pointer = lib.mmap(
-      null,
-      BigInt(length),
-      c.PROT_READ | c.PROT_WRITE,
-      copyOnWrite ? c.MAP_PRIVATE : c.MAP_SHARED,
-      fd,
-      BigInt(offset),
-    );
-    if (pointer === null || Deno.UnsafePointer.value(pointer) === MAP_FAILED) {
-      throwErrno("mmap");
-    }
-    return new SharedMapping(pointer, length, copyOnWrite, onUnmap);
+  static {
+    newMapping = (pointer, byteLength, copyOnWrite, onUnmap) =>
+      new SharedMapping(pointer, byteLength, copyOnWrite, onUnmap);
   }
 
   /**
@@ -266,13 +211,18 @@ export class SharedMapping {
     const buffer = this.#buffer;
     if (buffer === null) return;
     this.#buffer = null;
-    mappingRegistry.unregister(this);
-    // Detach first: every view over the buffer becomes empty, so no later
-    // access can reach the pages munmap is about to free.
-    if (!buffer.detached) buffer.transfer(0);
     const onUnmap = this.#onUnmap;
     this.#onUnmap = null;
-    const rc = libc().lib.munmap(this.#record.pointer, this.#record.length);
+    if (buffer.detached) {
+      // Someone moved the memory to another ArrayBuffer (`transfer()`,
+      // `postMessage`) that may still be in use: leave it mapped.
+      onUnmap?.(this);
+      return;
+    }
+    // Detach first: every view over the buffer becomes empty, so no later
+    // access can reach the pages munmap is about to free.
+    buffer.transfer(0);
+    const rc = libc().lib.munmap(this.#pointer, BigInt(this.#byteLength));
     onUnmap?.(this);
     if (rc !== 0) throwErrno("munmap");
   }
@@ -290,6 +240,71 @@ export class SharedMapping {
         this.#copyOnWrite ? ", copyOnWrite: true" : ""
       } }`;
   }
+}
+
+/**
+ * Validates the options, checks the size and maps `fd`.
+ *
+ * @param fd The fd number.
+ * @param options Offset, length and sharing.
+ * @param onUnmap Called once, after unmapping.
+ * @returns The mapping.
+ */
+function mapFd(
+  fd: number,
+  options: MapOptions,
+  onUnmap: ((mapping: SharedMapping) => void) | null,
+): SharedMapping {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Argument "options" must be an object, received ${describeValue(options)}`,
+    );
+  }
+  const offset = checkSize(options.offset ?? 0, "offset", "Option");
+  const copyOnWrite = options.copyOnWrite ?? false;
+  if (typeof copyOnWrite !== "boolean") {
+    throw new TypeError(
+      `Option "copyOnWrite" must be a boolean, received ${describeValue(copyOnWrite)}`,
+    );
+  }
+  const { lib, layout } = libc();
+  const c = layout.constants;
+  const stat = new BorrowedFd(fd).stat();
+  let length: number;
+  if (options.length === undefined) {
+    if (stat.kind !== "file") {
+      throw new TypeError(
+        `Option "length" is required to map a ${stat.kind} fd: only regular files have a size`,
+      );
+    }
+    length = Math.max(0, stat.size - offset);
+  } else {
+    length = checkSize(options.length, "length", "Option");
+  }
+  if (length === 0) {
+    throw new RangeError(
+      `Cannot map 0 bytes: the file size is ${stat.size} and the offset ${offset}; resize the file first`,
+    );
+  }
+  if (stat.kind === "file" && offset + length > stat.size) {
+    throw new RangeError(
+      `Cannot map bytes ${offset} to ${
+        offset + length
+      }: the file has only ${stat.size} bytes (pages past the end raise SIGBUS)`,
+    );
+  }
+  const pointer = lib.mmap(
+    null,
+    BigInt(length),
+    c.PROT_READ | c.PROT_WRITE,
+    copyOnWrite ? c.MAP_PRIVATE : c.MAP_SHARED,
+    fd,
+    BigInt(offset),
+  );
+  if (pointer === null || Deno.UnsafePointer.value(pointer) === MAP_FAILED) {
+    throwErrno("mmap");
+  }
+  return newMapping(pointer, length, copyOnWrite, onUnmap);
 }
 
 /**
@@ -321,7 +336,7 @@ export class SharedMapping {
  * ```
  */
 export function mapShared(fd: FdLike, options: MapOptions = {}): SharedMapping {
-  return SharedMapping.create(fdNumberOf(fd, "fd"), options, null);
+  return mapFd(fdNumberOf(fd, "fd"), options, null);
 }
 
 function checkSize(value: unknown, name: string, what: "Argument" | "Option"): number {
@@ -372,7 +387,8 @@ function sealBits(): Record<MemFdSeal, number> {
  * assertEquals(memfd.size, 1024);
  * const mapping = memfd.map();
  * new TextEncoder().encodeInto("shared", new Uint8Array(mapping.buffer));
- * assertEquals(memfd.readSync(new Uint8Array(6)), 6);
+ * using again = memfd.map();
+ * assertEquals(new TextDecoder().decode(new Uint8Array(again.buffer, 0, 6)), "shared");
  * ```
  */
 export class MemFd {
@@ -552,7 +568,7 @@ export class MemFd {
    * ```
    */
   map(options: MapOptions = {}): SharedMapping {
-    const mapping = SharedMapping.create(this.fd, options, (m) => this.#mappings.delete(m));
+    const mapping = mapFd(this.fd, options, (m) => this.#mappings.delete(m));
     this.#mappings.add(mapping);
     return mapping;
   }
@@ -620,30 +636,6 @@ export class MemFd {
     requireMemfd();
     const fd = this.fd;
     if (libc().fcntl(fd, libc().layout.constants.F_ADD_SEALS, mask) < 0) throwErrno("fcntl");
-  }
-
-  /**
-   * Reads from the file at its offset, like any fd (the offset is shared
-   * with every process holding the same open file).
-   *
-   * @param buffer Where to put the bytes.
-   * @returns The number of bytes read, or `null` at end of file.
-   *
-   * @example Read what a mapping wrote
-   * ```ts
-   * import { MemFd } from "@fdpass/fdpass";
-   * import { assertEquals } from "@std/assert";
-   *
-   * using memfd = MemFd.create({ size: 3 });
-   * using mapping = memfd.map();
-   * new Uint8Array(mapping.buffer).set([1, 2, 3]);
-   * const bytes = new Uint8Array(3);
-   * memfd.readSync(bytes);
-   * assertEquals([...bytes], [1, 2, 3]);
-   * ```
-   */
-  readSync(buffer: Uint8Array): number | null {
-    return this.#handle.readSync(buffer);
   }
 
   /**
