@@ -90,8 +90,14 @@ interface Backend {
   readonly dynamic: boolean;
   /** Arms `fd` for the given directions; `false` when the fd cannot be polled (always ready). */
   arm(fd: number, read: boolean, write: boolean): boolean;
-  /** Forgets `fd`. */
-  disarm(fd: number): void;
+  /**
+   * Nobody waits on `fd` any more: stop reporting it, but keep it
+   * registered so that the next wait costs one call. `fired` says the
+   * backend just reported it (a one-shot registration is already disarmed).
+   */
+  idle(fd: number, fired: boolean): void;
+  /** Forgets `fd` entirely; called before the fd is closed. */
+  forget(fd: number): void;
   /** The one waiting FFI call. */
   wait(interests: Map<number, Interest>, timeout: number): Promise<number>;
   /** Calls `report` for each event of the last wait. */
@@ -174,7 +180,14 @@ class EpollBackend implements Backend {
     throw ErrnoError.from(e!, "epoll_ctl");
   }
 
-  disarm(fd: number): void {
+  idle(fd: number, fired: boolean): void {
+    if (fired || !this.#armed.has(fd)) return;
+    // A one-shot registration with no events never fires.
+    const c = libc().layout.constants;
+    if (this.#control(c.EPOLL_CTL_MOD, fd, c.EPOLLONESHOT) !== 0) this.#armed.delete(fd);
+  }
+
+  forget(fd: number): void {
     if (!this.#armed.delete(fd)) return;
     // ENOENT/EBADF: already gone with a close; nothing to undo.
     this.#control(libc().layout.constants.EPOLL_CTL_DEL, fd, 0);
@@ -243,7 +256,9 @@ class PollBackend implements Backend {
     return true;
   }
 
-  disarm(): void {}
+  idle(): void {}
+
+  forget(): void {}
 
   wait(interests: Map<number, Interest>, timeout: number): Promise<number> {
     const { lib, layout } = libc();
@@ -387,11 +402,15 @@ class Poller {
   /** Rejects every wait on `fd` and forgets it; call before closing `fd`. */
   forget(fd: number, reason: () => unknown): void {
     const interest = this.#interests.get(fd);
-    if (interest === undefined) return;
-    for (const waiter of [...interest.readers, ...interest.writers]) {
-      this.#remove(waiter);
-      waiter.reject(reason());
+    if (interest !== undefined) {
+      for (const waiter of [...interest.readers, ...interest.writers]) {
+        this.#remove(waiter);
+        waiter.reject(reason());
+      }
     }
+    // Idle registrations stay in epoll between waits: drop this one before
+    // the number can be reused.
+    this.#backend?.forget(fd);
   }
 
   #remove(waiter: Waiter): void {
@@ -411,7 +430,7 @@ class Poller {
     const backend = this.#backend!;
     if (interest.readers.size === 0 && interest.writers.size === 0) {
       this.#interests.delete(fd);
-      backend.disarm(fd);
+      backend.idle(fd, false);
     } else {
       backend.arm(fd, interest.readers.size > 0, interest.writers.size > 0);
     }
@@ -454,7 +473,7 @@ class Poller {
           if (this.#interests.get(fd) === interest) {
             if (interest.readers.size === 0 && interest.writers.size === 0) {
               this.#interests.delete(fd);
-              backend.disarm(fd);
+              backend.idle(fd, true);
             } else if (backend.dynamic) {
               backend.arm(fd, interest.readers.size > 0, interest.writers.size > 0);
             }

@@ -74,7 +74,7 @@ export interface ParsedCommand {
 export function parseCommand(spec: CommandSpec, args: readonly string[]): ParsedCommand {
   const unknown: string[] = [];
   const repeatable = spec.repeatable ?? [];
-  const parsed = parseArgs([...args], {
+  const parsed = parseArgs(joinEmptyValues(args, [...spec.strings, ...repeatable]), {
     boolean: ["help", ...spec.booleans],
     // "_" keeps positionals as strings: a file named "123" stays "123".
     string: ["_", ...spec.strings, ...repeatable],
@@ -113,6 +113,33 @@ export function parseCommand(spec: CommandSpec, args: readonly string[]): Parsed
     repeated.set(name, Array.isArray(value) ? value.map(String) : []);
   }
   return { help, booleans, strings, repeated, positionals };
+}
+
+/**
+ * Rewrites `--name ""` to `--name=`: `parseArgs` does not take an empty
+ * string as the value of the option before it (it would become a stray
+ * positional), but `--data ""` is a natural way to ask for empty data.
+ *
+ * @param args The arguments.
+ * @param valued The options that take a value.
+ * @returns The arguments to parse.
+ */
+function joinEmptyValues(args: readonly string[], valued: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (args[i + 1] === "" && arg.startsWith("--") && valued.includes(arg.slice(2))) {
+      out.push(`${arg}=`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
 }
 
 /**

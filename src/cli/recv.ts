@@ -215,15 +215,16 @@ async function reportMessage(
   try {
     const reports = fds.map((fd) => describeFd(fd));
     if (options.cat) {
-      // Close the fds that are not read first: a pipe's write end that came
-      // in the same message would keep its read end from reaching EOF.
-      fds.forEach((fd, i) => {
-        if (!catable(reports[i]!)) fd.close();
-      });
-      for (const [i, fd] of fds.entries()) {
-        if (fd.closed) continue;
-        await readContent(fd, reports[i]!, options.catLimit, signal);
-        fd.close();
+      // Read after closing the fds that are not read (a stable sort keeps
+      // the order within each group): a pipe's write end that came in the
+      // same message would keep its read end from reaching end of file.
+      const order = [...fds.keys()].sort((a, b) =>
+        Number(catable(reports[a]!)) - Number(catable(reports[b]!))
+      );
+      for (const i of order) {
+        // For a write-only file or pipe this records "Not open for reading".
+        await readContent(fds[i]!, reports[i]!, options.catLimit, signal);
+        fds[i]!.close();
       }
     }
     const { text, encoding } = encodeBytes(message.data);
