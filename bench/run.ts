@@ -43,6 +43,7 @@
 import { parseArgs } from "@std/cli";
 import {
   borrowFd,
+  configurePoller,
   openFd,
   type OwnedFd,
   type ReceivedMessage,
@@ -139,7 +140,12 @@ const items: WorkItem[] = [
   },
 ];
 
+const CONCURRENT_CHILD = new URL("./peers/concurrent_child.ts", import.meta.url);
+
 const MEMORY_ROUND_TRIPS = smoke ? 20_000 : 1_000_000;
+
+/** The spin budget of the "async, spin" rows. */
+const SPIN_MICROSECONDS = 50;
 
 /** The library's async methods, when it has them. */
 interface AsyncSocket {
@@ -183,6 +189,13 @@ const implementations: Implementation[] = [
     notApplicable: () => null,
     measure: (item) =>
       item.crossProcess ? libraryPingPong("async", item) : libraryInProcessAsync(item),
+  },
+  {
+    name: "fdpass (async, 50 µs spin)",
+    missing: hasAsync ? null : "not available yet (UnixSocket has no send/recv)",
+    notApplicable: (item) =>
+      item.crossProcess ? null : "n/a: in process the data is always ready, nothing spins",
+    measure: (item) => libraryPingPong("async-spin", item),
   },
   {
     name: "C (cc -O2)",
@@ -302,7 +315,10 @@ async function libraryInProcessAsync(item: WorkItem): Promise<number> {
  * across exec, so nothing waits on an accept (a child that fails to start
  * shows up as end of stream here).
  */
-async function libraryPingPong(mode: "sync" | "async", item: WorkItem): Promise<number> {
+async function libraryPingPong(
+  mode: "sync" | "async" | "async-spin",
+  item: WorkItem,
+): Promise<number> {
   const [parent, child] = UnixSocket.pair();
   let process: Deno.ChildProcess;
   try {
@@ -355,10 +371,15 @@ async function libraryPingPong(mode: "sync" | "async", item: WorkItem): Promise<
       loopSync(item.iterations);
       elapsed = performance.now() - start;
     } else {
-      await loopAsync(warmupOf(item.iterations));
-      const start = performance.now();
-      await loopAsync(item.iterations);
-      elapsed = performance.now() - start;
+      configurePoller({ spinMicroseconds: mode === "async-spin" ? SPIN_MICROSECONDS : 0 });
+      try {
+        await loopAsync(warmupOf(item.iterations));
+        const start = performance.now();
+        await loopAsync(item.iterations);
+        elapsed = performance.now() - start;
+      } finally {
+        configurePoller({ spinMicroseconds: 0 });
+      }
     }
   } catch (error) {
     parent.close();
@@ -478,6 +499,44 @@ const memory = (() => {
 })();
 log("  done: memory");
 
+// 1,000 pairs exchanging messages at once through the async API.
+const CONCURRENT_PAIRS = 1000;
+const CONCURRENT_ROUNDS = smoke ? 5 : 100;
+interface ConcurrentResult {
+  pairs: number;
+  rounds: number;
+  messages: number;
+  seconds: number;
+  messagesPerSecond: number;
+  cpuUserSeconds: number;
+  cpuSystemSeconds: number;
+  threadsBefore: number | null;
+  threadsDuring: number;
+  maxRegisteredFds: number;
+  pollerWaits: number;
+  maxOutstandingWaits: number;
+}
+const concurrent = ((): ConcurrentResult | { error: string } => {
+  if (!hasAsync) return { error: "async API not available" };
+  const [program, programArgs] = limited(Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--allow-ffi",
+    CONCURRENT_CHILD.pathname,
+    String(CONCURRENT_PAIRS),
+    String(CONCURRENT_ROUNDS),
+  ], 300);
+  const output = new Deno.Command(program, { args: programArgs, stdin: "null" }).outputSync();
+  if (!output.success) {
+    failures++;
+    return {
+      error: new TextDecoder().decode(output.stderr).trim() || "the concurrent child failed",
+    };
+  }
+  return JSON.parse(new TextDecoder().decode(output.stdout)) as ConcurrentResult;
+})();
+log("  done: concurrent pairs");
+
 // Targets from the issues, as ratios measured in this run.
 function ratioFor(item: string, implementation: string): number | null {
   return results.find((r) => r.item === item && r.implementation === implementation)
@@ -520,6 +579,16 @@ if (hasAsync) {
     atLeast: 0.5,
     met: ratio === null ? null : ratio >= 0.5,
   });
+  const spinPing = results.find((r) =>
+    r.item === "pingpong" && r.implementation === "fdpass (async, 50 µs spin)"
+  )?.opsPerSecond ?? null;
+  const spinRatio = spinPing !== null && cPing !== null ? spinPing / cPing : null;
+  targets.push({
+    name: `async cross-process ping-pong vs C (${SPIN_MICROSECONDS} µs spin)`,
+    ratio: spinRatio,
+    atLeast: 2,
+    met: spinRatio === null ? null : spinRatio >= 2,
+  });
 }
 
 if (args.json) {
@@ -530,6 +599,7 @@ if (args.json) {
       async: hasAsync ? "available" : "not available yet",
       results,
       memory,
+      concurrent,
       targets,
     },
     null,
@@ -605,6 +675,28 @@ function printTables(): void {
       memory.readings.map((r) => (pick(r) / 2 ** 20).toFixed(1)).join(", ");
     lines.push(`RSS at 0, 1/4, 1/2, 3/4 and all of the round trips: ${series((r) => r.rss)} MiB`);
     lines.push(`JS heap at the same points: ${series((r) => r.heap)} MiB`);
+  }
+  lines.push("");
+  if ("error" in concurrent) {
+    lines.push(`Concurrent pairs: failed: ${concurrent.error}`);
+  } else {
+    const c = concurrent;
+    lines.push(
+      `${
+        number.format(c.pairs)
+      } socketpairs exchanging messages at once (async, ${c.rounds} ping-pongs each, 1 fd per ping):`,
+    );
+    lines.push(
+      `${number.format(Math.round(c.messagesPerSecond))} messages/s (${
+        number.format(c.messages)
+      } in ${c.seconds.toFixed(2)} s); CPU ${c.cpuUserSeconds.toFixed(2)} s user + ${
+        c.cpuSystemSeconds.toFixed(2)
+      } s system; threads ${c.threadsBefore} before, at most ${c.threadsDuring} during; up to ${
+        number.format(c.maxRegisteredFds)
+      } fds registered, ${
+        number.format(c.pollerWaits)
+      } poller waits, at most ${c.maxOutstandingWaits} outstanding`,
+    );
   }
   lines.push("");
   lines.push("Targets (library ops/s ÷ peer ops/s, this run):");

@@ -6,12 +6,13 @@
  *
  *   deno run --allow-ffi bench/peers/echo_child.ts <inherited fd> [sync|async]
  *
- * `async` uses `send`/`recv` and needs the library's async API.
+ * `async` uses `send`/`recv`; `async-spin` does the same with the poller's
+ * bounded spin (50 µs) turned on.
  *
  * @module
  */
 
-import { type ReceivedMessage, type SendOptions, UnixSocket } from "../../mod.ts";
+import { configurePoller, type ReceivedMessage, type SendOptions, UnixSocket } from "../../mod.ts";
 
 /** The async methods, when the library has them. */
 interface AsyncSocket {
@@ -19,9 +20,15 @@ interface AsyncSocket {
   recv(options?: { maxBytes?: number }): Promise<ReceivedMessage | null>;
 }
 
+/** The spin budget of the `async-spin` mode. */
+const SPIN_MICROSECONDS = 50;
+
 const [fd, mode = "sync"] = Deno.args;
-if (fd === undefined || !/^\d+$/.test(fd) || (mode !== "sync" && mode !== "async")) {
-  console.error("usage: echo_child.ts <inherited fd> [sync|async]");
+if (
+  fd === undefined || !/^\d+$/.test(fd) ||
+  (mode !== "sync" && mode !== "async" && mode !== "async-spin")
+) {
+  console.error("usage: echo_child.ts <inherited fd> [sync|async|async-spin]");
   Deno.exit(2);
 }
 
@@ -34,6 +41,7 @@ if (mode === "sync") {
     for (const fd of message.fds) fd.close();
   }
 } else {
+  if (mode === "async-spin") configurePoller({ spinMicroseconds: SPIN_MICROSECONDS });
   const asyncSocket = socket as unknown as AsyncSocket;
   for (;;) {
     const message = await asyncSocket.recv({ maxBytes: 1 });

@@ -1,0 +1,78 @@
+/**
+ * 1,000 connected socketpairs exchanging messages at once through the
+ * async API, in a fresh process: reports messages per second, CPU time and
+ * the process' thread count, to show that the shared poller stays one
+ * waiting call (one blocking thread) however many sockets wait.
+ *
+ *   deno run --allow-ffi bench/peers/concurrent_child.ts <pairs> <rounds>
+ *
+ * Every pair runs `rounds` ping-pongs: side A sends 1 byte + 1 fd, side B
+ * receives it, closes the fd and answers with 1 byte. All pairs run at the
+ * same time, so most receives wait in the poller. Prints one JSON object.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { openFd, pollerStats, UnixSocket } from "../../mod.ts";
+import { readProcFile } from "../support.ts";
+
+const pairs = Number(Deno.args[0] ?? 1000);
+const rounds = Number(Deno.args[1] ?? 100);
+
+function threads(): number | null {
+  const match = readProcFile("/proc/self/status")?.match(/^Threads:\s+(\d+)/m);
+  return match ? Number(match[1]) : null;
+}
+
+const sockets = Array.from({ length: pairs }, () => UnixSocket.pair());
+using devNull = openFd("/dev/null");
+const one = new Uint8Array([1]);
+const threadsBefore = threads();
+let threadsDuring = 0;
+let maxRegistered = 0;
+const sampler = setInterval(() => {
+  threadsDuring = Math.max(threadsDuring, threads() ?? 0);
+  maxRegistered = Math.max(maxRegistered, pollerStats().registeredFds);
+}, 20);
+
+async function side(a: UnixSocket, b: UnixSocket): Promise<void> {
+  const answer = (async () => {
+    for (let i = 0; i < rounds; i++) {
+      const message = await b.recv({ maxBytes: 1 });
+      for (const fd of message!.fds) fd.close();
+      await b.send(one);
+    }
+  })();
+  for (let i = 0; i < rounds; i++) {
+    await a.send(one, { fds: [devNull] });
+    await a.recv({ maxBytes: 1 });
+  }
+  await answer;
+}
+
+const cpuBefore = process.cpuUsage();
+const start = performance.now();
+await Promise.all(sockets.map(([a, b]) => side(a, b)));
+const seconds = (performance.now() - start) / 1000;
+const cpu = process.cpuUsage(cpuBefore);
+clearInterval(sampler);
+for (const [a, b] of sockets) {
+  a.close();
+  b.close();
+}
+const stats = pollerStats();
+console.log(JSON.stringify({
+  pairs,
+  rounds,
+  messages: pairs * rounds * 2,
+  seconds,
+  messagesPerSecond: (pairs * rounds * 2) / seconds,
+  cpuUserSeconds: cpu.user / 1e6,
+  cpuSystemSeconds: cpu.system / 1e6,
+  threadsBefore,
+  threadsDuring,
+  maxRegisteredFds: maxRegistered,
+  pollerWaits: stats.waits,
+  maxOutstandingWaits: stats.maxOutstandingWaits,
+}));

@@ -1,0 +1,553 @@
+/**
+ * The `fdpass` command, driven as a subprocess (`deno run --allow-ffi
+ * cli.ts ...`, the only permission it needs): send/recv round trips in text
+ * and JSON, `--cat`, `--count`, abstract names, stale and live socket
+ * files, signals, `info`, `--help`, and the messages and exit codes of bad
+ * arguments.
+ *
+ * Every child is killed after {@linkcode CHILD_TIMEOUT_MS}, and every wait
+ * for a socket file is bounded.
+ *
+ * @module
+ */
+
+import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
+import { cmsgSpace, currentLayout, receiveControlCapacity } from "../ffi/layout.ts";
+import { pipe } from "../mod.ts";
+import { leakCheckedTest, tempSocketPath } from "./helpers.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** How long one CLI process may run before it is killed. */
+const CHILD_TIMEOUT_MS = 30_000;
+/** How long to wait for `recv` to create its socket. */
+const READY_TIMEOUT_MS = 20_000;
+
+const layout = currentLayout();
+
+interface CliResult {
+  code: number;
+  signal: Deno.Signal | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running `fdpass` process; killed on dispose if it is still running. */
+class Cli implements AsyncDisposable {
+  readonly #child: Deno.ChildProcess;
+  readonly #result: Promise<CliResult>;
+  readonly #timer: ReturnType<typeof setTimeout>;
+  #exited = false;
+
+  constructor(args: string[]) {
+    const controller = new AbortController();
+    this.#timer = setTimeout(() => controller.abort(), CHILD_TIMEOUT_MS);
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--no-prompt", "--allow-ffi", CLI, ...args],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: controller.signal,
+    }).spawn();
+    const decoder = new TextDecoder();
+    this.#result = this.#child.output().then((output) => {
+      this.#exited = true;
+      clearTimeout(this.#timer);
+      return {
+        code: output.code,
+        signal: output.signal,
+        stdout: decoder.decode(output.stdout),
+        stderr: decoder.decode(output.stderr),
+      };
+    });
+  }
+
+  /** Whether the process has exited. */
+  get exited(): boolean {
+    return this.#exited;
+  }
+
+  /** Waits for the exit. */
+  result(): Promise<CliResult> {
+    return this.#result;
+  }
+
+  /** Sends a signal. */
+  kill(signal: Deno.Signal): void {
+    this.#child.kill(signal);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.#exited) {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    await this.#result;
+  }
+}
+
+/** Runs `fdpass args...` to completion. */
+async function run(args: string[]): Promise<CliResult> {
+  await using cli = new Cli(args);
+  return await cli.result();
+}
+
+/** Waits until `recv` has created its socket file; fails if it exits first. */
+async function waitForSocket(path: string, cli: Cli): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (cli.exited) {
+      const result = await cli.result();
+      throw new Error(`recv exited with ${result.code} before listening: ${result.stderr}`);
+    }
+    try {
+      if (Deno.lstatSync(path).isSocket) return;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`recv did not create "${path}" within ${READY_TIMEOUT_MS} ms`);
+}
+
+/** Runs `send` until something listens (for abstract names, which have no file to wait for). */
+async function sendWhenListening(args: string[], cli: Cli): Promise<CliResult> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    const result = await run(args);
+    if (result.code !== 1 || !/ECONNREFUSED|ENOENT/.test(result.stderr)) return result;
+    if (cli.exited || Date.now() > deadline) return result;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Asserts a clean exit and returns stdout. */
+function expectSuccess(result: CliResult, what: string): string {
+  assertEquals(result.code, 0, `${what} failed (${result.code}): ${result.stderr}`);
+  assertEquals(result.stderr, "", `${what} wrote to stderr`);
+  return result.stdout;
+}
+
+/** Asserts that an error was reported as one `fdpass: ...` line, no stack trace. */
+function expectError(result: CliResult, code: number, pattern: RegExp, what: string): void {
+  assertEquals(result.code, code, `${what}: exit code (stderr: ${result.stderr})`);
+  const lines = result.stderr.trimEnd().split("\n");
+  assert(
+    lines[0]!.startsWith("fdpass: "),
+    `${what}: stderr starts with "fdpass: ": ${result.stderr}`,
+  );
+  assertMatch(lines[0]!, pattern, what);
+  assert(!/^\s+at /m.test(result.stderr), `${what}: stack trace on stderr: ${result.stderr}`);
+  if (code === 2) assertMatch(lines[1] ?? "", /^Run "fdpass.* --help" for usage\.$/, what);
+  assertEquals(lines.length, code === 2 ? 2 : 1, `${what}: stderr lines: ${result.stderr}`);
+  assertEquals(result.stdout, "", `${what}: stdout`);
+}
+
+function assertGone(path: string): void {
+  assertThrows(() => Deno.lstatSync(path), Deno.errors.NotFound, undefined, `"${path}" remains`);
+}
+
+/** Writes the files the round trips send. */
+function fixtures(dir: string): { text: string; binary: string } {
+  const text = `${dir}/a.txt`;
+  const binary = `${dir}/b.bin`;
+  Deno.writeTextFileSync(text, "hello\nworld\n");
+  Deno.writeFileSync(binary, new Uint8Array([0xff, 0x00, 0x01]));
+  return { text: Deno.realPathSync(text), binary: Deno.realPathSync(binary) };
+}
+
+interface FdJson {
+  fd: number;
+  kind: string;
+  path: string | null;
+  size: number;
+  closeOnExec: boolean;
+  nonblocking: boolean;
+  access: string;
+  append: boolean;
+  content?: string;
+  contentEncoding?: string;
+  contentBytes?: number;
+  contentTruncated?: boolean;
+  contentError?: string;
+}
+
+interface MessageJson {
+  data: string;
+  dataEncoding: string;
+  fds: FdJson[];
+}
+
+function parseLines(stdout: string): MessageJson[] {
+  return stdout.trimEnd().split("\n").map((line) => JSON.parse(line) as MessageJson);
+}
+
+// Spawning starts Deno's child-process machinery (signal pipes and the
+// like) once per process; do it before the first fd census.
+await run(["--help"]);
+
+leakCheckedTest(
+  "recv --cat prints the data, each fd and the contents of files and pipes that send passed",
+  async () => {
+    const socket = tempSocketPath();
+    try {
+      const { text, binary } = fixtures(socket.dir);
+      await using recv = new Cli(["recv", "--listen", socket.path, "--cat"]);
+      await waitForSocket(socket.path, recv);
+
+      // An inherited fd: the read end of a pipe that is not close-on-exec,
+      // so that the send process gets it under the same number.
+      const [r, w] = pipe();
+      let send: CliResult;
+      try {
+        w.writeAllSync("piped text\n");
+        w.close();
+        r.closeOnExec = false;
+        send = await run(["send", "--connect", socket.path, "--fd", String(r.fd), text, binary]);
+      } finally {
+        r.close();
+        w.close();
+      }
+      assertEquals(
+        expectSuccess(send, "send"),
+        `sent 6 bytes and 3 fds to ${socket.path}\n`,
+      );
+
+      const out = expectSuccess(await recv.result(), "recv");
+      const lines = out.trimEnd().split("\n");
+      assertEquals(lines[0], "message 1: 6 bytes, 3 fds");
+      assertEquals(lines[1], '  data: "fdpass"');
+      assertMatch(lines[2]!, /^ {2}fd \d+: pipe pipe:\[\d+\], read-only, close-on-exec$/);
+      assertEquals(lines[3], "    | piped text");
+      assertMatch(lines[4]!, /^ {2}fd \d+: file (.+), 12 bytes, read-only, close-on-exec$/);
+      assertStringIncludes(lines[4]!, ` ${text}, `);
+      assertEquals(lines.slice(5, 7), ["    | hello", "    | world"]);
+      assertStringIncludes(lines[7]!, ` ${binary}, 3 bytes, read-only`);
+      assertEquals(lines.slice(8), ["    (3 bytes of binary data, as hex)", "    | ff0001"]);
+      assertGone(socket.path);
+    } finally {
+      socket.cleanup();
+    }
+  },
+);
+
+leakCheckedTest(
+  "recv --json --cat reports kind, path, size, flags and content of every fd",
+  async () => {
+    const socket = tempSocketPath();
+    try {
+      const { text, binary } = fixtures(socket.dir);
+      const dir = Deno.realPathSync(socket.dir);
+      await using recv = new Cli(["recv", "--listen", socket.path, "--json", "--cat"]);
+      await waitForSocket(socket.path, recv);
+
+      // Both ends of one pipe: recv must close the write end it received
+      // before it reads the read end to EOF.
+      const [r, w] = pipe();
+      let send: CliResult;
+      try {
+        w.writeAllSync("piped text\n");
+        r.closeOnExec = false;
+        w.closeOnExec = false;
+        send = await run([
+          "send",
+          "--connect",
+          socket.path,
+          "--data",
+          "héllo",
+          "--fd",
+          String(r.fd),
+          "--fd",
+          String(w.fd),
+          text,
+          binary,
+          dir,
+        ]);
+      } finally {
+        r.close();
+        w.close();
+      }
+      expectSuccess(send, "send");
+
+      const messages = parseLines(expectSuccess(await recv.result(), "recv"));
+      assertEquals(messages.length, 1);
+      const [message] = messages;
+      assertEquals(message!.data, "héllo");
+      assertEquals(message!.dataEncoding, "utf8");
+      const [readEnd, writeEnd, file, bin, directory] = message!.fds;
+      assertEquals(message!.fds.length, 5);
+      for (const fd of message!.fds) {
+        assert(Number.isInteger(fd.fd) && fd.fd > 2, `fd number ${fd.fd}`);
+        assertEquals(fd.closeOnExec, true, "received fds are close-on-exec");
+        assertEquals(fd.nonblocking, false);
+        assertEquals(fd.append, false);
+      }
+      assertEquals(readEnd!.kind, "pipe");
+      assertMatch(readEnd!.path!, /^pipe:\[\d+\]$/);
+      assertEquals(writeEnd!.path, readEnd!.path, "both ends of the same pipe");
+      assertEquals(readEnd!.access, "read-only");
+      assertEquals(readEnd!.content, "piped text\n");
+      assertEquals(readEnd!.contentEncoding, "utf8");
+      assertEquals(writeEnd!.access, "write-only");
+      assertEquals(writeEnd!.content, undefined);
+      assertEquals(writeEnd!.contentError, "Not open for reading");
+
+      assertEquals(
+        { ...file!, fd: 0 },
+        {
+          fd: 0,
+          kind: "file",
+          path: text,
+          size: 12,
+          closeOnExec: true,
+          nonblocking: false,
+          access: "read-only",
+          append: false,
+          content: "hello\nworld\n",
+          contentEncoding: "utf8",
+          contentBytes: 12,
+          contentTruncated: false,
+        },
+      );
+      assertEquals(bin!.path, binary);
+      assertEquals(bin!.size, 3);
+      assertEquals(bin!.content, "ff0001");
+      assertEquals(bin!.contentEncoding, "hex");
+      assertEquals(directory!.kind, "directory");
+      assertEquals(directory!.path, dir);
+      assertEquals(directory!.content, undefined);
+      assertEquals(directory!.contentError, undefined);
+    } finally {
+      socket.cleanup();
+    }
+  },
+);
+
+leakCheckedTest(
+  "recv --count 2 takes one message from each of two senders; --cat-limit cuts content",
+  async () => {
+    const socket = tempSocketPath();
+    try {
+      const { text } = fixtures(socket.dir);
+      await using recv = new Cli([
+        "recv",
+        "--listen",
+        socket.path,
+        "--count",
+        "2",
+        "--json",
+        "--cat",
+        "--cat-limit",
+        "5",
+      ]);
+      await waitForSocket(socket.path, recv);
+      // Empty data goes out as one zero byte: a stream message needs a byte.
+      assertEquals(
+        expectSuccess(await run(["send", "--connect", socket.path, "--data", ""]), "send 1"),
+        `sent 1 byte and 0 fds to ${socket.path}\n`,
+      );
+      expectSuccess(await run(["send", "--connect", socket.path, "--data=-x", text]), "send 2");
+
+      const messages = parseLines(expectSuccess(await recv.result(), "recv"));
+      assertEquals(messages.length, 2);
+      assertEquals(messages[0], { data: "\0", dataEncoding: "utf8", fds: [] });
+      assertEquals(messages[1]!.data, "-x");
+      const [fd] = messages[1]!.fds;
+      assertEquals(fd!.size, 12);
+      assertEquals(fd!.content, "hello");
+      assertEquals(fd!.contentBytes, 5);
+      assertEquals(fd!.contentTruncated, true);
+      assertGone(socket.path);
+    } finally {
+      socket.cleanup();
+    }
+  },
+);
+
+leakCheckedTest(
+  "recv --abstract and send --abstract pass an fd without a socket file",
+  async () => {
+    const socket = tempSocketPath();
+    try {
+      const { text } = fixtures(socket.dir);
+      const name = `fdpass-cli-test-${Deno.pid}-${crypto.randomUUID()}`;
+      await using recv = new Cli(["recv", "--listen", name, "--abstract", "--json"]);
+      const send = await sendWhenListening(
+        ["send", "--connect", name, "--abstract", text],
+        recv,
+      );
+      assertEquals(expectSuccess(send, "send"), `sent 6 bytes and 1 fd to @${name}\n`);
+      const [message] = parseLines(expectSuccess(await recv.result(), "recv"));
+      assertEquals(message!.fds.length, 1);
+      assertEquals(message!.fds[0]!.path, text);
+      assertEquals(message!.fds[0]!.content, undefined, "no content without --cat");
+    } finally {
+      socket.cleanup();
+    }
+  },
+  { ignore: !layout.sockaddrUn.abstractNamespace },
+);
+
+leakCheckedTest("recv replaces a stale socket file but refuses a live one", async () => {
+  const socket = tempSocketPath();
+  try {
+    const { text } = fixtures(socket.dir);
+    {
+      // A recv killed with SIGKILL cannot clean up: its socket file stays.
+      await using dead = new Cli(["recv", "--listen", socket.path]);
+      await waitForSocket(socket.path, dead);
+      dead.kill("SIGKILL");
+      assertEquals((await dead.result()).signal, "SIGKILL");
+      assert(Deno.lstatSync(socket.path).isSocket);
+    }
+    await using recv = new Cli(["recv", "--listen", socket.path, "--json"]);
+    // The stale file is replaced by a new socket that accepts connections.
+    const send = await sendWhenListening(["send", "--connect", socket.path, text], recv);
+    expectSuccess(send, "send");
+    const [message] = parseLines(expectSuccess(await recv.result(), "recv"));
+    assertEquals(message!.fds[0]!.path, text);
+    assertGone(socket.path);
+
+    await using live = new Cli(["recv", "--listen", socket.path]);
+    await waitForSocket(socket.path, live);
+    expectError(
+      await run(["recv", "--listen", socket.path]),
+      1,
+      /^fdpass: Another process is listening on ".*"$/,
+      "second recv",
+    );
+    // The probe connection ended without a message; the live recv still
+    // waits for one.
+    expectSuccess(await run(["send", "--connect", socket.path]), "send to live");
+    expectSuccess(await live.result(), "live recv");
+  } finally {
+    socket.cleanup();
+  }
+});
+
+leakCheckedTest(
+  "recv removes its socket file when stopped by SIGINT or SIGTERM and exits 128 + signal",
+  async (t) => {
+    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+      await t.step(signal, async () => {
+        const socket = tempSocketPath();
+        try {
+          await using recv = new Cli(["recv", "--listen", socket.path]);
+          await waitForSocket(socket.path, recv);
+          recv.kill(signal);
+          const result = await recv.result();
+          assertEquals(result.code, code, result.stderr);
+          assertEquals(result.stderr, "");
+          assertGone(socket.path);
+        } finally {
+          socket.cleanup();
+        }
+      });
+    }
+  },
+);
+
+leakCheckedTest("info --json reports the layout, sizes and constants in use", async () => {
+  const info = JSON.parse(expectSuccess(await run(["info", "--json"]), "info --json"));
+  assertEquals(info.layout, layout.name);
+  assertEquals(info.libraryPath, layout.libraryPath);
+  assertEquals(info.platform.os, Deno.build.os);
+  assertEquals(info.sizes.msghdr, layout.msghdr.size);
+  assertEquals(info.sizes.cmsghdr, layout.cmsghdr.size);
+  assertEquals(info.sizes.sockaddr_un, layout.sockaddrUn.size);
+  assertEquals(info.cmsg.spaceOneFd, cmsgSpace(layout, 4));
+  assertEquals(info.receiveControlCapacity, receiveControlCapacity(layout));
+  assertEquals(info.maxFdsPerMessage, layout.maxFdsPerMessage);
+  assertEquals(info.maxPathBytes, layout.sockaddrUn.maxPathBytes);
+  assertEquals(info.constants.SCM_RIGHTS, layout.constants.SCM_RIGHTS);
+  assertEquals(info.constants.SOL_SOCKET, layout.constants.SOL_SOCKET);
+  assertEquals(info.constants.MSG_CMSG_CLOEXEC, layout.constants.MSG_CMSG_CLOEXEC);
+  assert(["epoll", "poll"].includes(info.poller), `poller ${info.poller}`);
+
+  const textOut = expectSuccess(await run(["info"]), "info");
+  assertMatch(textOut, new RegExp(`^layout +${layout.name}$`, "m"));
+  assertMatch(textOut, new RegExp(`^CMSG_SPACE\\(4\\) +${cmsgSpace(layout, 4)}$`, "m"));
+});
+
+leakCheckedTest("--help and -h print usage and exit codes, and exit 0", async () => {
+  const cases = [
+    ["--help"],
+    ["-h"],
+    ["help"],
+    ["help", "send"],
+    ["recv", "--help"],
+    ["recv", "-h"],
+    ["send", "--help"],
+    ["send", "-h"],
+    ["info", "--help"],
+  ];
+  const results = await Promise.all(cases.map((args) => run(args)));
+  for (const [i, result] of results.entries()) {
+    const what = `fdpass ${cases[i]!.join(" ")}`;
+    const out = expectSuccess(result, what);
+    assertStringIncludes(out, "Usage:", what);
+    assertStringIncludes(out, "Exit codes:", what);
+    assertStringIncludes(out, "--allow-ffi", what);
+  }
+  assertStringIncludes(results[3]!.stdout, "fdpass send --connect PATH");
+  assertStringIncludes(results[4]!.stdout, "fdpass recv --listen PATH");
+});
+
+leakCheckedTest(
+  "bad arguments give one clear line on stderr, no stack trace, and the documented exit code",
+  async () => {
+    const socket = tempSocketPath();
+    try {
+      const { text } = fixtures(socket.dir);
+      const missing = `${socket.dir}/missing.txt`;
+      const max = layout.sockaddrUn.maxPathBytes;
+      const long = `${socket.dir}/${"x".repeat(max)}`;
+      const cases: [string[], number, RegExp][] = [
+        [[], 2, /Missing command/],
+        [["bogus"], 2, /Unknown command "bogus"/],
+        [["--bogus"], 2, /Unknown option "--bogus"/],
+        [["recv", "--listen", socket.path, "--bogus"], 2, /Unknown option "--bogus"/],
+        [["send", "--connect", socket.path, "-z", text], 2, /Unknown option "-z"/],
+        [["info", "--verbose", "--all"], 2, /Unknown options "--verbose", "--all"/],
+        [["info", "extra"], 2, /Unexpected argument "extra"/],
+        [["recv"], 2, /Option "--listen" is required: give a socket path/],
+        [["recv", "--listen"], 2, /Option "--listen" needs a socket path/],
+        [["recv", "--listen", "--json"], 2, /Option "--listen" needs a socket path/],
+        [["send", text], 2, /Option "--connect" is required/],
+        [["recv", "--listen", long], 2, new RegExp(`too long.* at most ${max} bytes`)],
+        [["send", "--connect", long, text], 2, new RegExp(`too long.* at most ${max} bytes`)],
+        [["recv", "--listen", socket.path, "--count", "two"], 2, /"--count" must be an integer/],
+        [["recv", "--listen", socket.path, "--cat-limit", "9"], 2, /only makes sense with "--cat"/],
+        [["send", "--connect", socket.path, "--fd", "1.5"], 2, /"--fd" must be an integer/],
+        [
+          ["send", "--connect", socket.path, ...Array(layout.maxFdsPerMessage + 1).fill(text)],
+          2,
+          new RegExp(`Too many fds: ${layout.maxFdsPerMessage + 1} given`),
+        ],
+        [
+          ["send", "--connect", socket.path, missing],
+          1,
+          /open ".*missing\.txt" failed: ENOENT \(No such file or directory\)/,
+        ],
+        [["send", "--connect", socket.path, "--fd", "1000"], 1, /fd 1000 is not open/],
+        [["send", "--connect", socket.path, text], 1, /connect ".*" failed: ENOENT/],
+        [["recv", "--listen", text], 1, /it is a file, not a socket/],
+      ];
+      const results = await Promise.all(cases.map(([args]) => run(args)));
+      for (const [i, [args, code, pattern]] of cases.entries()) {
+        expectError(results[i]!, code, pattern, `fdpass ${args.slice(0, 6).join(" ")}`);
+      }
+      // Nothing was left behind, and the regular file was not removed.
+      assertEquals(Deno.readTextFileSync(text), "hello\nworld\n");
+      assertGone(socket.path);
+    } finally {
+      socket.cleanup();
+    }
+  },
+);
