@@ -513,7 +513,9 @@ export function existingPoller(): Poller | undefined {
 /**
  * Resolves when `fd` is readable (or at end of file, or in error), without
  * tying up a thread per waiting fd. Use it to wait on an `eventfd`, a pipe
- * or any pollable fd. A regular file is always ready.
+ * or any pollable fd. A regular file is always ready. As with `poll(2)`, a
+ * readiness report can be spurious (another reader took the data first):
+ * retry the operation, and wait again if it would still block.
  *
  * @param fd An fd number or an object with an `fd`.
  * @param options An abort signal.
