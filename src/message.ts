@@ -143,10 +143,15 @@ export class MessageKit {
 
   /** Reads `msg_controllen`. */
   controlLength(): number {
+    // A 64-bit msg_controllen never exceeds our buffer, and every supported
+    // target is little-endian: its low half is the value (the kernel and
+    // musl leave the high half 0, abi.md section 1). No BigInt needed.
     const m = libc().layout.msghdr;
-    return m.controllenSize === 8
-      ? Number(this.view.getBigUint64(m.controllen, true))
-      : this.view.getUint32(m.controllen, true);
+    const low = this.view.getUint32(m.controllen, true);
+    if (m.controllenSize === 8 && this.view.getUint32(m.controllen + 4, true) !== 0) {
+      return Number.MAX_SAFE_INTEGER;
+    }
+    return low;
   }
 
   /** Reads and clears `msg_flags`. */
@@ -315,8 +320,10 @@ export function parseReceived(
   // SCM_CREDENTIALS before SCM_RIGHTS, and other stacks split rights.
   let offset = 0;
   while (offset + h.size <= controlLength) {
-    const len = h.lenSize === 8
-      ? Number(view.getBigUint64(base + offset + h.len, true))
+    // cmsg_len: read the low half of a 64-bit field (little-endian); a high
+    // half that is not 0 means a corrupt header, which ends the walk.
+    const len = h.lenSize === 8 && view.getUint32(base + offset + h.len + 4, true) !== 0
+      ? 0
       : view.getUint32(base + offset + h.len, true);
     if (len < h.size || offset + len > controlLength) break;
     const level = view.getInt32(base + offset + h.level, true);
