@@ -444,10 +444,16 @@ export class OwnedFd extends Descriptor {
     super();
     this.#fd = checkFdNumber(fd, "fd");
     unregistered.push(this);
-    if (unregistered.length >= REGISTER_BATCH) OwnedFd.#registerPending();
-    else if (!flushQueued) {
+    if (unregistered.length >= REGISTER_BATCH) {
+      OwnedFd.#registerPending();
+    } else if (!flushQueued) {
+      // One microtask at a time: a long synchronous loop flushes through
+      // the batch limit above and never piles up queued callbacks.
       flushQueued = true;
-      queueMicrotask(OwnedFd.#registerPending);
+      queueMicrotask(() => {
+        flushQueued = false;
+        OwnedFd.#registerPending();
+      });
     }
   }
 
@@ -455,7 +461,6 @@ export class OwnedFd extends Descriptor {
 
   /** Registers the waiting fds that are still open. */
   static #registerPending(): void {
-    flushQueued = false;
     for (const owned of unregistered) {
       if (owned.#fd >= 0) {
         registry.register(owned, owned.#fd, owned);
