@@ -103,15 +103,15 @@ export function dataBytes(data: Uint8Array | string): Uint8Array {
 /** A message being sent: its bytes, fds, destination and progress. */
 export interface Outgoing {
   /** The socket type. */
-  readonly type: SocketType;
+  type: SocketType;
   /** The bytes, or `null` when they were encoded straight into the send kit. */
-  readonly bytes: Uint8Array | null;
+  bytes: Uint8Array | null;
   /** Total bytes. */
-  readonly length: number;
+  length: number;
   /** The fd numbers, sent with the first chunk. */
-  readonly fds: readonly number[];
+  fds: readonly number[];
   /** The datagram destination, or `null`. */
-  readonly address: UnixAddress | null;
+  address: UnixAddress | null;
   /** Bytes sent so far. */
   sent: number;
   /** Whether the whole message is out. */
@@ -160,8 +160,29 @@ export function startSend(
   }
   // An empty stream write sends nothing and needs no call.
   const done = type === "stream" && length === 0;
-  return { type, bytes, length, fds, address, sent: 0, done };
+  if (keep) return { type, bytes, length, fds, address, sent: 0, done };
+  // A synchronous send finishes before anything else can start one: reuse
+  // one record instead of allocating per message.
+  const out = syncOutgoing;
+  out.type = type;
+  out.bytes = bytes;
+  out.length = length;
+  out.fds = fds;
+  out.address = address;
+  out.sent = 0;
+  out.done = done;
+  return out;
 }
+
+const syncOutgoing: Outgoing = {
+  type: "stream",
+  bytes: null,
+  length: 0,
+  fds: [],
+  address: null,
+  sent: 0,
+  done: true,
+};
 
 /** Below this many bytes a plain loop copies faster than `set(subarray())`. */
 const LOOP_COPY_MAX = 64;

@@ -10,7 +10,7 @@ import { checkFdNumber, describeValue, throwErrno } from "./errors.ts";
 import { lstatPath, OwnedFd } from "./fd.ts";
 import type { SocketAddress, UnixAddress } from "./address.ts";
 import { type PeerCredentials, peerCredentialsOf } from "./credentials.ts";
-import type { MessageCredentials, ParsedMessage } from "./message.ts";
+import type { MessageCredentials } from "./message.ts";
 import {
   bindFd,
   connectFd,
@@ -492,7 +492,7 @@ export class UnixSocket {
   recvSync(options?: ReceiveOptions): ReceivedMessage | null {
     const fd = this.fd;
     const [maxBytes, maxFds] = receiveLimits(options, this.#type);
-    return toReceivedMessage(recvOnFd(fd, this.#type, maxBytes, maxFds, false));
+    return recvOnFd(fd, this.#type, maxBytes, maxFds, false);
   }
 
   /**
@@ -524,7 +524,7 @@ export class UnixSocket {
       );
     }
     const [maxBytes, maxFds] = receiveLimits(options, "dgram");
-    return recvOnFd(fd, "dgram", maxBytes, maxFds, true)!;
+    return recvOnFd(fd, "dgram", maxBytes, maxFds, true) as ReceivedDatagram;
   }
 
   /**
@@ -648,9 +648,7 @@ export class UnixSocket {
   async recv(options?: AsyncReceiveOptions): Promise<ReceivedMessage | null> {
     const fd = this.fd;
     const [maxBytes, maxFds] = receiveLimits(options, this.#type);
-    return toReceivedMessage(
-      await recvAsync(fd, this.#type, maxBytes, maxFds, false, options?.signal),
-    );
+    return await recvAsync(fd, this.#type, maxBytes, maxFds, false, options?.signal);
   }
 
   /**
@@ -681,7 +679,14 @@ export class UnixSocket {
       );
     }
     const [maxBytes, maxFds] = receiveLimits(options, "dgram");
-    return (await recvAsync(fd, "dgram", maxBytes, maxFds, true, options?.signal))!;
+    return (await recvAsync(
+      fd,
+      "dgram",
+      maxBytes,
+      maxFds,
+      true,
+      options?.signal,
+    )) as ReceivedDatagram;
   }
 
   /**
@@ -863,17 +868,6 @@ export class UnixSocket {
       ? `UnixSocket { type: "${this.#type}", closed }`
       : `UnixSocket { type: "${this.#type}", fd: ${this.#handle.fd} }`;
   }
-}
-
-/** The public shape of a parsed message (without the datagram address). */
-function toReceivedMessage(message: ParsedMessage | null): ReceivedMessage | null {
-  if (message === null) return null;
-  return {
-    data: message.data,
-    fds: message.fds,
-    truncated: message.truncated,
-    credentials: message.credentials,
-  };
 }
 
 function closedError(): TypeError {
