@@ -50,11 +50,30 @@ export async function sendAsync(
   signal: AbortSignal | undefined,
 ): Promise<number> {
   if (signal?.aborted) throw signal.reason;
-  const dontWait = libc().layout.constants.MSG_DONTWAIT;
+  const { layout, fcntl } = libc();
+  const c = layout.constants;
+  const dontWait = c.MSG_DONTWAIT;
   const attempt = () => sendStep(fd, out, dontWait) && out.done;
-  while (!out.done) {
-    if (attempt() || spin(attempt)) break;
-    await poller().wait(fd, true, signal);
+  let copies: number[] | null = null;
+  try {
+    while (!out.done) {
+      if (attempt() || spin(attempt)) break;
+      if (copies === null && out.sent === 0 && out.fds.length > 0) {
+        // The message must wait: send duplicates, so that the caller closing
+        // (and the process reusing) an fd number meanwhile cannot change
+        // what is sent.
+        copies = [];
+        for (const original of out.fds) {
+          const copy = fcntl(original, c.F_DUPFD_CLOEXEC, 0);
+          if (copy < 0) throwErrno("fcntl");
+          copies.push(copy);
+        }
+        out.fds = copies;
+      }
+      await poller().wait(fd, true, signal);
+    }
+  } finally {
+    if (copies !== null) for (const copy of copies) libc().lib.close(copy);
   }
   return out.sent;
 }

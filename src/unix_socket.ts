@@ -530,7 +530,8 @@ export class UnixSocket {
   /**
    * Sends `data` with fds without blocking the thread: tries at once, and
    * waits in the shared poller only when the socket buffer is full. Sends on
-   * one socket go out in call order.
+   * one socket go out in call order. A send that has to wait holds
+   * duplicates of its fds, so the caller may close them right away.
    *
    * @param data Bytes, or a string sent as UTF-8.
    * @param options The fds to send and an abort signal.

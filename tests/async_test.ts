@@ -1184,3 +1184,37 @@ leakCheckedTest("for await over a listener yields connections until it is closed
     cleanup();
   }
 });
+
+leakCheckedTest(
+  "send() that must wait sends duplicates, so closing the fds meanwhile is safe",
+  async () => {
+    const [a, b] = UnixSocket.pair("seqpacket");
+    try {
+      const filled = await fillSendBuffer(a);
+      const [r, w] = pipe();
+      const sending = a.send("with fd", { fds: [w] });
+      // The send waits for room; the caller closes its fd at once.
+      assertEquals(pollerStats().waiters, 1);
+      w.close();
+      // Another fd may now take w's number; it must not be what is sent.
+      using decoy = openFd("/dev/null");
+      for (let i = 0; i < filled; i++) b.recvSync({ maxFds: 0 });
+      assertEquals(await sending, 7);
+      const message = (await b.recv())!;
+      assertEquals(decoder.decode(message.data), "with fd");
+      assertEquals(message.fds.length, 1);
+      using received = message.fds[0]!;
+      assertEquals(received.kind, "pipe");
+      received.writeAllSync("through the duplicate");
+      received.close();
+      const buffer = new Uint8Array(64);
+      const n = r.readSync(buffer)!;
+      assertEquals(decoder.decode(buffer.subarray(0, n)), "through the duplicate");
+      assert(decoy.fd >= 0);
+      r.close();
+    } finally {
+      a.close();
+      b.close();
+    }
+  },
+);
