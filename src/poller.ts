@@ -537,8 +537,12 @@ export function waitReadable(
   fd: number | { readonly fd: number },
   options: WaitOptions = {},
 ): Promise<void> {
-  const n = typeof fd === "number" ? checkFdNumber(fd, "fd") : checkFdNumber(fd?.fd, "fd");
-  return poller().wait(n, false, options.signal);
+  try {
+    const n = typeof fd === "number" ? checkFdNumber(fd, "fd") : checkFdNumber(fd?.fd, "fd");
+    return poller().wait(n, false, options.signal);
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /**
@@ -563,8 +567,12 @@ export function waitWritable(
   fd: number | { readonly fd: number },
   options: WaitOptions = {},
 ): Promise<void> {
-  const n = typeof fd === "number" ? checkFdNumber(fd, "fd") : checkFdNumber(fd?.fd, "fd");
-  return poller().wait(n, true, options.signal);
+  try {
+    const n = typeof fd === "number" ? checkFdNumber(fd, "fd") : checkFdNumber(fd?.fd, "fd");
+    return poller().wait(n, true, options.signal);
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /**

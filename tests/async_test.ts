@@ -13,6 +13,7 @@ import {
   assertFalse,
   assertInstanceOf,
   assertLessOrEqual,
+  assertRejects,
   assertStrictEquals,
   assertThrows,
 } from "@std/assert";
@@ -1216,5 +1217,19 @@ leakCheckedTest(
       a.close();
       b.close();
     }
+  },
+);
+
+leakCheckedTest(
+  "waitReadable() and waitWritable() reject on bad arguments and closed fds",
+  async () => {
+    await assertRejects(() => waitReadable(-1), RangeError, '"fd"');
+    await assertRejects(() => waitWritable(1.5), RangeError, '"fd"');
+    await assertRejects(() => waitReadable("3" as unknown as number), TypeError, '"fd"');
+    const [r, w] = pipe();
+    const number = r.fd;
+    r.close();
+    w.close();
+    await assertRejects(() => waitReadable(number), Deno.errors.BadResource, "EBADF");
   },
 );
