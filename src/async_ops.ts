@@ -73,7 +73,7 @@ export async function sendAsync(
       await poller().wait(fd, true, signal);
     }
   } finally {
-    if (copies !== null) for (const copy of copies) libc().lib.close(copy);
+    if (copies !== null) { for (const copy of copies) libc().lib.close(copy); }
   }
   return out.sent;
 }
