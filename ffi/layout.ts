@@ -77,6 +77,16 @@ export interface SockaddrUnLayout {
   readonly abstractNamespace: boolean;
 }
 
+/** Layout of `struct sockaddr_in` (IPv4). */
+export interface SockaddrInLayout {
+  /** `sizeof(struct sockaddr_in)`. */
+  readonly size: number;
+  /** Offset of `sin_port` (big-endian u16). */
+  readonly port: number;
+  /** Offset of `sin_addr` (4 bytes, network order). */
+  readonly address: number;
+}
+
 /** Where the peer's pid, uid and gid are found, and how to ask for them. */
 export interface PeerCredentialsLayout {
   /** `getsockopt` level. */
@@ -158,6 +168,8 @@ export interface KeventLayout {
 /** Every constant the library passes to libc. A value of 0 means "not available". */
 export interface Constants {
   readonly AF_UNIX: number;
+  /** IPv4, for the one TCP listener (`listenTcp`). */
+  readonly AF_INET: number;
   readonly SOCK_STREAM: number;
   readonly SOCK_DGRAM: number;
   readonly SOCK_SEQPACKET: number;
@@ -172,6 +184,7 @@ export interface Constants {
   /** 0 where there is none. */
   readonly SO_PASSCRED: number;
   readonly SO_TYPE: number;
+  readonly SO_REUSEADDR: number;
   readonly SO_ERROR: number;
   readonly SO_SNDBUF: number;
   readonly SO_RCVBUF: number;
@@ -286,6 +299,8 @@ export interface Layout {
   readonly iovec: IovecLayout;
   readonly cmsghdr: CmsghdrLayout;
   readonly sockaddrUn: SockaddrUnLayout;
+  /** `struct sockaddr_in`; its family field sits where `sockaddrUn`'s does. */
+  readonly sockaddrIn: SockaddrInLayout;
   readonly peerCredentials: PeerCredentialsLayout;
   /** `struct ucred` for `SCM_CREDENTIALS`, or size 0 where there is none. */
   readonly ucredSize: number;
@@ -305,6 +320,8 @@ function define(layout: Layout): Layout {
 }
 
 const iovec: IovecLayout = { size: 16, base: 0, len: 8 };
+
+const sockaddrIn: SockaddrInLayout = { size: 16, port: 2, address: 4 };
 
 const pollfd: PollfdLayout = { size: 8, fd: 0, events: 4, revents: 6 };
 
@@ -338,6 +355,7 @@ const bsdMsghdr: MsghdrLayout = {
 
 const sharedConstants = {
   AF_UNIX: 1,
+  AF_INET: 2,
   SOCK_STREAM: 1,
   SOCK_DGRAM: 2,
   SOCK_SEQPACKET: 5,
@@ -416,6 +434,7 @@ const linuxConstantsCommon = {
   SCM_CREDENTIALS: 2,
   SO_PASSCRED: 16,
   SO_TYPE: 3,
+  SO_REUSEADDR: 2,
   SO_ERROR: 4,
   SO_SNDBUF: 7,
   SO_RCVBUF: 8,
@@ -595,6 +614,7 @@ const linuxCommon = {
   accept4: true,
   msghdr: linuxMsghdr,
   iovec,
+  sockaddrIn,
   cmsghdr: { size: 16, len: 0, lenSize: 8, level: 8, type: 12, align: 8 },
   sockaddrUn: {
     size: 110,
@@ -693,6 +713,7 @@ const bsdSocketConstants = {
   SCM_CREDENTIALS: 0,
   SO_PASSCRED: 0,
   SO_TYPE: 0x1008,
+  SO_REUSEADDR: 4,
   SO_ERROR: 0x1007,
   SO_SNDBUF: 0x1001,
   SO_RCVBUF: 0x1002,
@@ -720,6 +741,7 @@ export const darwinArm64: Layout = define({
   accept4: false,
   msghdr: bsdMsghdr,
   iovec,
+  sockaddrIn,
   cmsghdr: bsdCmsghdr,
   sockaddrUn: bsdSockaddrUn,
   peerCredentials: {
@@ -800,6 +822,7 @@ export const freebsdX86_64: Layout = define({
   accept4: true,
   msghdr: bsdMsghdr,
   iovec,
+  sockaddrIn,
   // FreeBSD aligns cmsgs to 8 (`_ALIGN`), so data sits at 16 like Linux.
   cmsghdr: { ...bsdCmsghdr, align: 8 },
   sockaddrUn: bsdSockaddrUn,

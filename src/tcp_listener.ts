@@ -50,14 +50,6 @@ export interface TcpListenerFd {
   readonly port: number;
 }
 
-// Values that differ by OS; every other constant comes from the layout.
-const AF_INET = 2;
-const SO_REUSEADDR: Readonly<Record<string, number>> = { linux: 2, darwin: 4, freebsd: 4 };
-// struct sockaddr_in: 16 bytes everywhere; the family field is laid out as
-// in sockaddr_un (u16 on Linux, sin_len + u8 on BSD), then the port (big
-// endian) at 2 and the address at 4.
-const SOCKADDR_IN_SIZE = 16;
-
 function parseIpv4(hostname: string): Uint8Array | null {
   const parts = hostname.split(".");
   if (parts.length !== 4) return null;
@@ -120,30 +112,31 @@ export function listenTcp(options: TcpListenOptions = {}): TcpListenerFd {
   }
   const { lib, layout } = libc();
   const c = layout.constants;
-  const reuse = SO_REUSEADDR[Deno.build.os];
-  if (reuse === undefined) {
-    throw new Deno.errors.NotSupported(`listenTcp() is not supported on ${Deno.build.os}`);
-  }
-  const fd = lib.socket(AF_INET, c.SOCK_STREAM | c.SOCK_CLOEXEC, 0);
+  const fd = lib.socket(c.AF_INET, c.SOCK_STREAM | c.SOCK_CLOEXEC, 0);
   if (fd < 0) throwErrno("socket");
   const handle = new OwnedFd(fd);
   try {
     finishNewSocket(handle);
     const one = new Int32Array([1]);
-    if (lib.setsockopt(fd, c.SOL_SOCKET, reuse, one, 4) !== 0) throwErrno("setsockopt");
-    const sockaddr = new Uint8Array(SOCKADDR_IN_SIZE);
+    if (lib.setsockopt(fd, c.SOL_SOCKET, c.SO_REUSEADDR, one, one.byteLength) !== 0) {
+      throwErrno("setsockopt");
+    }
+    // sockaddr_in: the family field is laid out as in sockaddr_un (u16 on
+    // Linux, sin_len + u8 on BSD); the port is big-endian.
+    const inet = layout.sockaddrIn;
+    const sockaddr = new Uint8Array(inet.size);
     const s = layout.sockaddrUn;
-    if (s.lenOffset >= 0) sockaddr[s.lenOffset] = SOCKADDR_IN_SIZE;
-    sockaddr[s.familyOffset] = AF_INET; // Little-endian u16 on Linux, u8 on BSD.
-    new DataView(sockaddr.buffer).setUint16(2, port, false);
-    sockaddr.set(address, 4);
-    if (lib.bind(fd, sockaddr, SOCKADDR_IN_SIZE) !== 0) {
+    if (s.lenOffset >= 0) sockaddr[s.lenOffset] = inet.size;
+    sockaddr[s.familyOffset] = c.AF_INET; // Low byte of a little-endian u16 on Linux.
+    new DataView(sockaddr.buffer).setUint16(inet.port, port, false);
+    sockaddr.set(address, inet.address);
+    if (lib.bind(fd, sockaddr, inet.size) !== 0) {
       throwErrno("bind", `${hostname}:${port}`);
     }
     if (lib.listen(fd, backlog) !== 0) throwErrno("listen");
-    const length = new Uint32Array([SOCKADDR_IN_SIZE]);
+    const length = new Uint32Array([inet.size]);
     if (lib.getsockname(fd, sockaddr, length) !== 0) throwErrno("getsockname");
-    const bound = new DataView(sockaddr.buffer).getUint16(2, false);
+    const bound = new DataView(sockaddr.buffer).getUint16(inet.port, false);
     return { handle, hostname, port: bound };
   } catch (error) {
     handle.close();

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -87,6 +88,9 @@ int main(void) {
 
   /* struct sockaddr_un. Linux accepts a path that fills sun_path with no NUL
    * (abi.md section 3). */
+  PRINT("sockaddrIn.size", sizeof(struct sockaddr_in));
+  OFFSET("sockaddrIn", "port", struct sockaddr_in, sin_port);
+  OFFSET("sockaddrIn", "address", struct sockaddr_in, sin_addr);
   PRINT("sockaddrUn.size", sizeof(struct sockaddr_un));
   OFFSET("sockaddrUn", "familyOffset", struct sockaddr_un, sun_family);
   PRINT("sockaddrUn.familySize", FIELD_SIZE(struct sockaddr_un, sun_family));
@@ -124,6 +128,7 @@ int main(void) {
 
   /* Constants, in the order of the Constants interface. */
   CONSTANT(AF_UNIX);
+  CONSTANT(AF_INET);
   CONSTANT(SOCK_STREAM);
   CONSTANT(SOCK_DGRAM);
   CONSTANT(SOCK_SEQPACKET);
@@ -134,6 +139,7 @@ int main(void) {
   CONSTANT(SCM_CREDENTIALS);
   CONSTANT(SO_PASSCRED);
   CONSTANT(SO_TYPE);
+  CONSTANT(SO_REUSEADDR);
   CONSTANT(SO_ERROR);
   CONSTANT(SO_SNDBUF);
   CONSTANT(SO_RCVBUF);
