@@ -341,9 +341,11 @@ export function parseReceived(
     ) {
       const at = base + offset + dataOffset;
       credentials = {
-        pid: view.getInt32(at, true),
-        uid: view.getUint32(at + 4, true),
-        gid: view.getUint32(at + 8, true),
+        // SCM_CREDENTIALS carries a struct ucred, the same struct as
+        // SO_PEERCRED on Linux.
+        pid: view.getInt32(at + layout.peerCredentials.pidOffset, true),
+        uid: view.getUint32(at + layout.peerCredentials.uidOffset, true),
+        gid: view.getUint32(at + layout.peerCredentials.gidOffset, true),
       };
     }
     offset += cmsgAlign(layout, len);
