@@ -131,25 +131,15 @@ export function bindFd(fd: number, address: UnixAddress): void {
  * @param address The address.
  */
 export function connectFd(fd: number, address: UnixAddress): void {
-  const { lib, layout } = libc();
-  const length = encodeAddress(address, addressBuffer);
+  const POLLOUT = libc().layout.constants.POLLOUT;
   for (;;) {
-    if (lib.connect(fd, addressBuffer, length) === 0) return;
-    const e = libc().errno[0];
-    if (e === layout.errno.EINTR || e === layout.errno.EINPROGRESS) {
-      // An interrupted or nonblocking connect completes in the background:
-      // wait for it, then read its result (connect(2), EINPROGRESS).
-      waitSync(fd, layout.constants.POLLOUT);
-      const error = getIntOption(fd, layout.constants.SOL_SOCKET, layout.constants.SO_ERROR);
-      if (error === 0) return;
-      throw ErrnoError.from(error, "connect", formatAddress(address));
-    }
-    if (e === layout.errno.EAGAIN) {
-      // Linux: a nonblocking connect to a full backlog; try again when writable.
-      waitSync(fd, layout.constants.POLLOUT);
-      continue;
-    }
-    throwErrno("connect", formatAddress(address));
+    const state = connectStep(fd, address);
+    if (state === "done") return;
+    // "in-progress": an interrupted or nonblocking connect completes in the
+    // background; wait for it, then read its result (connect(2)).
+    // "retry" (Linux, nonblocking, full backlog): wait, then try again.
+    waitSync(fd, POLLOUT);
+    if (state === "in-progress") return connectResult(fd, address);
   }
 }
 

@@ -67,18 +67,30 @@ const pollView = new DataView(pollBuffer.buffer);
  * @param events `POLLIN` and/or `POLLOUT`.
  */
 export function waitSync(fd: number, events: number): void {
+  pollOnce(fd, events, -1);
+}
+
+/**
+ * One `poll` of a single fd (`EINTR` retried).
+ *
+ * @param fd The descriptor.
+ * @param events `POLLIN` and/or `POLLOUT`.
+ * @param timeout Milliseconds; -1 waits without bound, 0 does not wait.
+ * @returns The `revents` bits.
+ */
+function pollOnce(fd: number, events: number, timeout: number): number {
   const { lib, layout, errno } = libc();
   const p = layout.pollfd;
   for (;;) {
     pollView.setInt32(p.fd, fd, true);
     pollView.setInt16(p.events, events, true);
     pollView.setInt16(p.revents, 0, true);
-    const rc = lib.poll(pollBuffer, 1n, -1);
-    if (rc >= 0) {
-      if (pollView.getInt16(p.revents, true) & layout.constants.POLLNVAL) {
+    if (lib.poll(pollBuffer, 1n, timeout) >= 0) {
+      const revents = pollView.getInt16(p.revents, true);
+      if (revents & layout.constants.POLLNVAL) {
         throw new TypeError(`Cannot wait on fd ${fd}: it is not open`);
       }
-      return;
+      return revents;
     }
     if (errno[0] !== layout.errno.EINTR) throwErrno("poll");
   }
@@ -107,21 +119,5 @@ export function retryKind(): "now" | "wait" | "no" {
  * in error (so that the next call returns at once).
  */
 export function readyNow(fd: number, events: number): boolean {
-  const { lib, layout, errno } = libc();
-  const p = layout.pollfd;
-  const c = layout.constants;
-  for (;;) {
-    pollView.setInt32(p.fd, fd, true);
-    pollView.setInt16(p.events, events, true);
-    pollView.setInt16(p.revents, 0, true);
-    const rc = lib.poll(pollBuffer, 1n, 0);
-    if (rc >= 0) {
-      const revents = pollView.getInt16(p.revents, true);
-      if (revents & c.POLLNVAL) {
-        throw new TypeError(`Cannot wait on fd ${fd}: it is not open`);
-      }
-      return revents !== 0;
-    }
-    if (errno[0] !== layout.errno.EINTR) throwErrno("poll");
-  }
+  return pollOnce(fd, events, 0) !== 0;
 }
