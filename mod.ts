@@ -55,7 +55,7 @@ export {
   type OpenFdOptions,
   OwnedFd,
   pipe,
-} from "./src/fd.ts";
+} from "./src/owned_fd.ts";
 
 // Unix sockets and fd passing.
 export {
@@ -65,13 +65,15 @@ export {
   type SendOptions,
   type UnixConnectOptions,
   type UnixDatagramOptions,
+  UnixListener,
+  type UnixListenOptions,
   UnixSocket,
 } from "./src/unix_socket.ts";
-export { UnixListener, type UnixListenOptions } from "./src/unix_listener.ts";
-export type { FdLike, ReceiveOptions, SocketType } from "./src/transfer.ts";
-export type { SocketAddress, UnixAddress } from "./src/address.ts";
-export type { PeerCredentials } from "./src/credentials.ts";
-export type { MessageCredentials } from "./src/message.ts";
+export type { FdLike } from "./src/core/checks.ts";
+export type { ReceiveOptions } from "./src/core/transfer.ts";
+export type { SocketType } from "./src/core/socket_calls.ts";
+export type { SocketAddress, UnixAddress } from "./src/core/address.ts";
+export type { MessageCredentials, PeerCredentials } from "./src/core/credentials.ts";
 
 // Async: the shared poller and readiness waits on any fd.
 export {
@@ -82,24 +84,22 @@ export {
   type WaitOptions,
   waitReadable,
   waitWritable,
-} from "./src/poller.ts";
+} from "./src/async/wait.ts";
 
 // IO::FDPass wire convention: one zero byte carries one fd.
-export { recvFd, sendFd } from "./src/io_fdpass.ts";
+export { recvFd, sendFd } from "./src/extras/io_fdpass.ts";
 
 // Errors.
-export { ControlTruncatedError, ErrnoError } from "./src/errors.ts";
+export { ControlTruncatedError, ErrnoError } from "./src/core/errors.ts";
 
 // Shared memory and events.
-export {
-  type MapOptions,
-  mapShared,
-  MemFd,
-  type MemFdOptions,
-  type MemFdSeal,
-  SharedMapping,
-} from "./src/memfd.ts";
-export { EventFd, type EventFdOptions, type EventFdWaitOptions } from "./src/eventfd.ts";
+export { MemFd, type MemFdOptions, type MemFdSeal } from "./src/extras/memfd.ts";
+export { type MapOptions, mapShared, SharedMapping } from "./src/extras/shared_mapping.ts";
+export { EventFd, type EventFdOptions, type EventFdWaitOptions } from "./src/extras/eventfd.ts";
 
 // A TCP listener as an fd, to hand a live listener to another process.
-export { listenTcp, type TcpListenerFd, type TcpListenOptions } from "./src/tcp_listener.ts";
+export {
+  listenTcp,
+  type TcpListenerFd,
+  type TcpListenOptions,
+} from "./src/extras/tcp_listener.ts";

@@ -144,7 +144,13 @@ export const symbols = {
     result: "i32",
     optional: true,
   },
-  getpid: { parameters: [], result: "i32" },
+  getrlimit: {
+    parameters: [
+      "i32", // int resource
+      "buffer", // struct rlimit *rlim
+    ],
+    result: "i32",
+  },
   // --- sockets ---
   socket: {
     parameters: [
@@ -258,15 +264,6 @@ export const symbols = {
       "buffer", // socklen_t *addrlen
     ],
     result: "i32",
-  },
-  getpeereid: {
-    parameters: [
-      "i32", // int s
-      "buffer", // uid_t *euid
-      "buffer", // gid_t *egid
-    ],
-    result: "i32",
-    optional: true,
   },
   shutdown: {
     parameters: [

@@ -1,39 +1,66 @@
 /**
  * {@linkcode UnixSocket}: a Unix domain socket that sends and receives data
- * with open file descriptors.
+ * with open file descriptors, and {@linkcode UnixListener}, a listening
+ * socket that accepts them. They name each other, so they share a module.
  *
  * @module
  */
 
 import { libc } from "../ffi/libc.ts";
-import { checkFdNumber, describeValue, throwErrno } from "./errors.ts";
-import { lstatPath, OwnedFd } from "./fd.ts";
-import type { SocketAddress, UnixAddress } from "./address.ts";
-import { type PeerCredentials, peerCredentialsOf } from "./credentials.ts";
-import type { MessageCredentials } from "./message.ts";
+import { checkOptions, checkSignal, type FdLike } from "./core/checks.ts";
+import { checkAddress, type SocketAddress, type UnixAddress } from "./core/address.ts";
 import {
-  bindFd,
+  type MessageCredentials,
+  type PeerCredentials,
+  peerCredentialsOf,
+} from "./core/credentials.ts";
+import type { Received } from "./core/message.ts";
+import {
+  acceptFd,
+  checkBacklog,
   connectFd,
-  createSocketFd,
+  createUnixSocket,
+  listenFd,
   localAddressOf,
   remoteAddressOf,
   setIntOption,
-  socketPairFds,
+  shutdownFd,
+  socketPair,
+  type SocketType,
   socketTypeOf,
-} from "./socket_fd.ts";
+} from "./core/socket_calls.ts";
+import { bindAndRemember, type SocketFile, unlinkIfSame } from "./core/socket_file.ts";
 import {
   collectFds,
-  type FdLike,
   receiveLimits,
   type ReceiveOptions,
-  recvOnFd,
-  sendOnFd,
-  type SocketType,
-} from "./transfer.ts";
-import { UnixListener, type UnixListenOptions } from "./unix_listener.ts";
-import { connectAsync, recvAsync, sendAsync } from "./async_ops.ts";
-import { startSend } from "./transfer.ts";
-import type { Socket } from "node:net";
+  recvBlocking,
+  sendBlocking,
+  startSend,
+} from "./core/transfer.ts";
+import { acceptAsync, connectAsync, recvAsync } from "./async/drivers.ts";
+import { SendQueue } from "./async/send_queue.ts";
+import { adoptFd, OwnedFd } from "./owned_fd.ts";
+import type { Socket } from "./adapters/handoff.ts";
+
+export type { FdLike, MessageCredentials, PeerCredentials, ReceiveOptions, SocketType };
+export type { SocketAddress, UnixAddress };
+
+const adopt = (fd: number): OwnedFd => new OwnedFd(fd);
+
+// Set by UnixSocket's static block: the module's access to its private
+// constructor, for connections accepted by a UnixListener.
+let newSocket: (handle: OwnedFd, type: SocketType) => UnixSocket;
+
+// Removes the socket file of a listener or bound datagram socket that was
+// garbage-collected without close(), as close() would.
+const socketFiles = new FinalizationRegistry<SocketFile>((file) => {
+  try {
+    unlinkIfSame(file);
+  } catch {
+    // Best effort: nobody is left to report to.
+  }
+});
 
 /** Options for sending a message. */
 export interface SendOptions {
@@ -59,26 +86,19 @@ export interface AsyncReceiveOptions extends ReceiveOptions {
   signal?: AbortSignal;
 }
 
-/** A received message. */
-export interface ReceivedMessage {
-  /** The data bytes. */
-  data: Uint8Array;
-  /** The received fds, owned by the caller and close-on-exec. */
-  fds: OwnedFd[];
-  /**
-   * Whether a datagram or record was cut to `maxBytes` (`MSG_TRUNC`); the
-   * rest of it is lost. Always `false` on a stream.
-   */
-  truncated: boolean;
-  /** The sender's `SCM_CREDENTIALS`, when {@linkcode UnixSocket.passCredentials} is on (Linux). */
-  credentials: MessageCredentials | null;
-}
+/**
+ * A received message: its data bytes (a buffer of their own), the received
+ * fds (owned by the caller, close-on-exec), whether a datagram or record was
+ * cut to `maxBytes` (`truncated`), and the sender's `SCM_CREDENTIALS` when
+ * {@linkcode UnixSocket.passCredentials} is on (Linux).
+ */
+export type ReceivedMessage = Received<OwnedFd>;
 
-/** A received datagram, with the sender's address. */
-export interface ReceivedDatagram extends ReceivedMessage {
-  /** The sender's address, or `null` when the sender is unbound. */
-  address: SocketAddress;
-}
+/**
+ * A received datagram, with the sender's address (`null` when the sender is
+ * unbound; bytes when it is not valid UTF-8, which `sendTo` accepts back).
+ */
+export type ReceivedDatagram = Received<OwnedFd> & { address: SocketAddress };
 
 /** Options for {@linkcode UnixSocket.connectSync} and {@linkcode UnixSocket.connect}. */
 export interface UnixConnectOptions {
@@ -137,13 +157,16 @@ export interface UnixDatagramOptions {
 export class UnixSocket {
   readonly #handle: OwnedFd;
   readonly #type: SocketType;
-  #unlinkPath: { path: string; dev: bigint; ino: bigint } | null = null;
-  #sending: Promise<number> | null = null;
-  #broken = false;
+  #socketFile: SocketFile | null = null;
+  readonly #sends = new SendQueue();
 
   private constructor(handle: OwnedFd, type: SocketType) {
     this.#handle = handle;
     this.#type = type;
+  }
+
+  static {
+    newSocket = (handle, type) => new UnixSocket(handle, type);
   }
 
   /**
@@ -165,8 +188,8 @@ export class UnixSocket {
    * ```
    */
   static pair(type: SocketType = "stream"): [UnixSocket, UnixSocket] {
-    const [a, b] = socketPairFds(type);
-    return [new UnixSocket(a, type), new UnixSocket(b, type)];
+    const [a, b] = socketPair(type);
+    return [new UnixSocket(new OwnedFd(a), type), new UnixSocket(new OwnedFd(b), type)];
   }
 
   /**
@@ -194,8 +217,9 @@ export class UnixSocket {
     address: UnixAddress,
     options: UnixConnectOptions = {},
   ): UnixSocket {
-    const type = options.type ?? "stream";
-    const handle = createSocketFd(type);
+    const type = checkOptions(options).type ?? "stream";
+    checkAddress(address, "address");
+    const handle = new OwnedFd(createUnixSocket(type));
     try {
       connectFd(handle.fd, address);
     } catch (error) {
@@ -234,8 +258,10 @@ export class UnixSocket {
     address: UnixAddress,
     options: UnixConnectOptions = {},
   ): Promise<UnixSocket> {
-    const type = options.type ?? "stream";
-    return new UnixSocket(await connectAsync(address, type, options.signal), type);
+    const type = checkOptions(options).type ?? "stream";
+    const signal = checkSignal(options.signal);
+    checkAddress(address, "address");
+    return new UnixSocket(await connectAsync(address, type, signal, adopt), type);
   }
 
   /**
@@ -291,15 +317,23 @@ export class UnixSocket {
     address?: UnixAddress,
     options: UnixDatagramOptions = {},
   ): UnixSocket {
-    const handle = createSocketFd("dgram");
+    checkOptions(options);
+    if (address !== undefined) checkAddress(address, "address");
+    const handle = new OwnedFd(createUnixSocket("dgram"));
     const socket = new UnixSocket(handle, "dgram");
     if (address !== undefined) {
       try {
-        socket.#unlinkPath = bindAndRemember(handle.fd, address, options.removeExisting ?? false);
+        socket.#socketFile = bindAndRemember(
+          handle.fd,
+          address,
+          "dgram",
+          options.removeExisting ?? false,
+        );
       } catch (error) {
         handle.close();
         throw error;
       }
+      if (socket.#socketFile !== null) socketFiles.register(socket, socket.#socketFile, socket);
     }
     return socket;
   }
@@ -329,14 +363,8 @@ export class UnixSocket {
    * ```
    */
   static from(fd: OwnedFd | number): UnixSocket {
-    if (typeof fd !== "number" && !(fd instanceof OwnedFd)) {
-      throw new TypeError(
-        `Argument "fd" must be an OwnedFd or an fd number, received ${describeValue(fd)}`,
-      );
-    }
-    const number = typeof fd === "number" ? checkFdNumber(fd, "fd") : fd.fd;
-    const type = socketTypeOf(number, "fd");
-    const handle = typeof fd === "number" ? new OwnedFd(fd) : new OwnedFd(fd.release());
+    let type: SocketType = "stream";
+    const handle = adoptFd(fd, (n) => type = socketTypeOf(n, "fd"));
     return new UnixSocket(handle, type);
   }
 
@@ -425,7 +453,8 @@ export class UnixSocket {
    */
   sendSync(data: Uint8Array | string, options?: SendOptions): number {
     const fd = this.fd;
-    return sendOnFd(fd, this.#type, data, collectFds(options?.fds), null);
+    this.#sends.checkSync();
+    return sendBlocking(fd, startSend(this.#type, data, collectFds(options?.fds), null, false));
   }
 
   /**
@@ -459,7 +488,8 @@ export class UnixSocket {
         `Cannot use sendToSync() on a ${this.#type} socket: only dgram sockets send to an address`,
       );
     }
-    return sendOnFd(fd, "dgram", data, collectFds(options?.fds), address);
+    this.#sends.checkSync();
+    return sendBlocking(fd, startSend("dgram", data, collectFds(options?.fds), address, false));
   }
 
   /**
@@ -492,7 +522,7 @@ export class UnixSocket {
   recvSync(options?: ReceiveOptions): ReceivedMessage | null {
     const fd = this.fd;
     const [maxBytes, maxFds] = receiveLimits(options, this.#type);
-    return recvOnFd(fd, this.#type, maxBytes, maxFds, false);
+    return recvBlocking(fd, this.#type, maxBytes, maxFds, false, adopt);
   }
 
   /**
@@ -524,7 +554,7 @@ export class UnixSocket {
       );
     }
     const [maxBytes, maxFds] = receiveLimits(options, "dgram");
-    return recvOnFd(fd, "dgram", maxBytes, maxFds, true) as ReceivedDatagram;
+    return recvBlocking(fd, "dgram", maxBytes, maxFds, true, adopt) as ReceivedDatagram;
   }
 
   /**
@@ -554,10 +584,10 @@ export class UnixSocket {
    */
   send(data: Uint8Array | string, options?: SendOptions): Promise<number> {
     try {
-      const fd = this.fd;
-      if (this.#broken) throw brokenError();
-      const out = startSend(this.#type, data, [...collectFds(options?.fds)], null, true);
-      return this.#queueSend(fd, out, options?.signal);
+      this.fd;
+      const signal = checkSignal(options?.signal);
+      const out = startSend(this.#type, data, collectFds(options?.fds), null, true);
+      return this.#sends.send(this.#handle, out, signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -589,42 +619,18 @@ export class UnixSocket {
     options?: SendOptions,
   ): Promise<number> {
     try {
-      const fd = this.fd;
+      this.fd;
       if (this.#type !== "dgram") {
         throw new TypeError(
           `Cannot use sendTo() on a ${this.#type} socket: only dgram sockets send to an address`,
         );
       }
-      const out = startSend("dgram", data, [...collectFds(options?.fds)], address, true);
-      return this.#queueSend(fd, out, options?.signal);
+      const signal = checkSignal(options?.signal);
+      const out = startSend("dgram", data, collectFds(options?.fds), address, true);
+      return this.#sends.send(this.#handle, out, signal);
     } catch (error) {
       return Promise.reject(error);
     }
-  }
-
-  #queueSend(
-    fd: number,
-    out: Parameters<typeof sendAsync>[1],
-    signal?: AbortSignal,
-  ): Promise<number> {
-    const run = async (): Promise<number> => {
-      if (this.#broken) throw brokenError();
-      try {
-        return await sendAsync(fd, out, signal);
-      } catch (error) {
-        // A stream message that is partly out cannot be taken back.
-        if (this.#type === "stream" && out.sent > 0 && !out.done) this.#broken = true;
-        throw error;
-      }
-    };
-    const previous = this.#sending;
-    const current: Promise<number> = previous === null ? run() : previous.then(run, run);
-    this.#sending = current;
-    const clear = () => {
-      if (this.#sending === current) this.#sending = null;
-    };
-    current.then(clear, clear);
-    return current;
   }
 
   /**
@@ -647,9 +653,10 @@ export class UnixSocket {
    * ```
    */
   async recv(options?: AsyncReceiveOptions): Promise<ReceivedMessage | null> {
-    const fd = this.fd;
+    this.fd;
     const [maxBytes, maxFds] = receiveLimits(options, this.#type);
-    return await recvAsync(fd, this.#type, maxBytes, maxFds, false, options?.signal);
+    const signal = checkSignal(options?.signal);
+    return await recvAsync(this.#handle, this.#type, maxBytes, maxFds, false, signal, adopt);
   }
 
   /**
@@ -673,20 +680,22 @@ export class UnixSocket {
    * ```
    */
   async recvFrom(options?: AsyncReceiveOptions): Promise<ReceivedDatagram> {
-    const fd = this.fd;
+    this.fd;
     if (this.#type !== "dgram") {
       throw new TypeError(
         `Cannot use recvFrom() on a ${this.#type} socket: only dgram sockets receive from an address`,
       );
     }
     const [maxBytes, maxFds] = receiveLimits(options, "dgram");
+    const signal = checkSignal(options?.signal);
     return (await recvAsync(
-      fd,
+      this.#handle,
       "dgram",
       maxBytes,
       maxFds,
       true,
-      options?.signal,
+      signal,
+      adopt,
     )) as ReceivedDatagram;
   }
 
@@ -754,10 +763,11 @@ export class UnixSocket {
    * ```
    */
   set passCredentials(value: boolean) {
-    const c = libc().layout.constants;
-    if (c.SO_PASSCRED === 0) {
-      throw new Deno.errors.NotSupported("SO_PASSCRED exists only on Linux");
+    const { layout } = libc();
+    if (!layout.features.passCredentials) {
+      throw new Deno.errors.NotSupported(`SO_PASSCRED does not exist on ${layout.name}`);
     }
+    const c = layout.constants;
     setIntOption(this.fd, c.SOL_SOCKET, c.SO_PASSCRED, value ? 1 : 0);
   }
 
@@ -780,20 +790,7 @@ export class UnixSocket {
    * ```
    */
   shutdown(how: "read" | "write" | "both" = "both"): void {
-    const c = libc().layout.constants;
-    const value = how === "read"
-      ? c.SHUT_RD
-      : how === "write"
-      ? c.SHUT_WR
-      : how === "both"
-      ? c.SHUT_RDWR
-      : -1;
-    if (value < 0) {
-      throw new TypeError(
-        `Argument "how" must be "read", "write" or "both", received "${String(how)}"`,
-      );
-    }
-    if (libc().lib.shutdown(this.fd, value) !== 0) throwErrno("shutdown");
+    shutdownFd(this.fd, how);
   }
 
   /**
@@ -813,7 +810,7 @@ export class UnixSocket {
   toOwnedFd(): OwnedFd {
     const fd = this.fd;
     this.#handle.release();
-    this.#unlinkPath = null;
+    this.#forgetSocketFile();
     return new OwnedFd(fd);
   }
 
@@ -853,9 +850,15 @@ export class UnixSocket {
   close(): void {
     if (this.#handle.closed) return;
     this.#handle.close();
-    const unlink = this.#unlinkPath;
-    this.#unlinkPath = null;
-    if (unlink !== null) unlinkIfSame(unlink);
+    const file = this.#forgetSocketFile();
+    if (file !== null) unlinkIfSame(file);
+  }
+
+  #forgetSocketFile(): SocketFile | null {
+    const file = this.#socketFile;
+    this.#socketFile = null;
+    if (file !== null) socketFiles.unregister(this);
+    return file;
   }
 
   /** Closes the socket; lets `using` manage it. */
@@ -875,59 +878,265 @@ function closedError(): TypeError {
   return new TypeError("Cannot use the socket: it is closed");
 }
 
-function brokenError(): Error {
-  return new Deno.errors.BrokenPipe(
-    "Cannot send: an aborted send left a partial message on this stream socket",
-  );
+/** Options for {@linkcode UnixSocket.listen}. */
+export interface UnixListenOptions {
+  /**
+   * The socket type: connection-oriented only.
+   *
+   * @default {"stream"}
+   */
+  type?: "stream" | "seqpacket";
+  /**
+   * The `listen` backlog, from 0 to 2147483647 (the kernel caps it at
+   * `net.core.somaxconn`).
+   *
+   * @default {128}
+   */
+  backlog?: number;
+  /**
+   * Replace a stale socket file at the path: one left by a process that
+   * died, which refuses connections. A socket somebody still accepts on is
+   * `Deno.errors.AddrInUse` naming the path, and a path that is not a
+   * socket is never removed.
+   *
+   * @default {false}
+   */
+  removeExisting?: boolean;
 }
 
 /**
- * Binds `fd` to `address` and, for a path, remembers the socket file's
- * identity so that close removes it only if it is still ours.
+ * A listening Unix socket. It owns its fd, and on close removes the socket
+ * file it created (only if that file is still the one it bound).
  *
- * @param fd The socket.
- * @param address The address.
- * @param removeExisting Whether to remove an existing socket file first.
- * @returns What to unlink on close, or `null` for abstract names.
+ * @example Accept a connection and receive an fd
+ * ```ts
+ * import { openFd, UnixSocket } from "@fdpass/fdpass";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const path = Deno.makeTempDirSync() + "/l.sock";
+ * using listener = UnixSocket.listen(path);
+ * using client = UnixSocket.connectSync(path);
+ * using server = listener.acceptSync();
+ * using devNull = openFd("/dev/null");
+ * client.sendSync("fd", { fds: [devNull] });
+ * using received = server.recvSync()!.fds[0]!;
+ * assertEquals(received.kind, "character");
+ * ```
  */
-export function bindAndRemember(
-  fd: number,
-  address: UnixAddress,
-  removeExisting: boolean,
-): { path: string; dev: bigint; ino: bigint } | null {
-  if (removeExisting && typeof address === "string") {
-    const existing = lstatPath(address);
-    if (existing !== null) {
-      if (existing.kind !== "socket") {
-        throw new TypeError(
-          `Cannot remove "${address}" before binding: it is a ${existing.kind}, not a socket`,
-        );
+export class UnixListener {
+  readonly #handle: OwnedFd;
+  readonly #type: SocketType;
+  readonly #address: UnixAddress;
+  #socketFile: SocketFile | null;
+
+  private constructor(
+    handle: OwnedFd,
+    type: SocketType,
+    address: UnixAddress,
+    socketFile: SocketFile | null,
+  ) {
+    this.#handle = handle;
+    this.#type = type;
+    this.#address = address;
+    this.#socketFile = socketFile;
+    if (socketFile !== null) socketFiles.register(this, socketFile, this);
+  }
+
+  /**
+   * Binds and listens; see {@linkcode UnixSocket.listen}.
+   *
+   * @param address A path, or `{ abstract: "name" }` on Linux.
+   * @param options Type, backlog and stale-file handling.
+   * @returns The listener.
+   *
+   * @example Listen on a path
+   * ```ts
+   * import { UnixListener } from "@fdpass/fdpass";
+   *
+   * const path = Deno.makeTempDirSync() + "/c.sock";
+   * using _listener = UnixListener.create(path);
+   * ```
+   */
+  static create(address: UnixAddress, options: UnixListenOptions = {}): UnixListener {
+    checkOptions(options);
+    const type = options.type ?? "stream";
+    if (type !== "stream" && type !== "seqpacket") {
+      throw new TypeError(
+        `Option "type" must be "stream" or "seqpacket" for a listener, received "${String(type)}"`,
+      );
+    }
+    const backlog = checkBacklog(options.backlog, 128);
+    checkAddress(address, "address");
+    // Nonblocking, so that an async accept never blocks the thread; the
+    // sync accept waits with poll when nothing is queued.
+    const handle = new OwnedFd(createUnixSocket(type, true));
+    let file: SocketFile | null = null;
+    try {
+      file = bindAndRemember(handle.fd, address, type, options.removeExisting ?? false);
+      listenFd(handle.fd, backlog);
+    } catch (error) {
+      handle.close();
+      if (file !== null) unlinkIfSame(file);
+      throw error;
+    }
+    return new UnixListener(handle, type, address, file);
+  }
+
+  /**
+   * The fd number.
+   *
+   * @throws {TypeError} After {@linkcode UnixListener.close}.
+   */
+  get fd(): number {
+    if (this.#handle.closed) {
+      throw new TypeError("Cannot use the listener: it is closed");
+    }
+    return this.#handle.fd;
+  }
+
+  /** The address it was created with. */
+  get address(): UnixAddress {
+    return this.#address;
+  }
+
+  /** The socket type of accepted connections. */
+  get type(): SocketType {
+    return this.#type;
+  }
+
+  /** Whether the listener is closed. */
+  get closed(): boolean {
+    return this.#handle.closed;
+  }
+
+  /**
+   * The bound address as the kernel reports it.
+   *
+   * @example Read the bound path
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const path = Deno.makeTempDirSync() + "/b.sock";
+   * using listener = UnixSocket.listen(path);
+   * assertEquals(listener.localAddress, path);
+   * ```
+   */
+  get localAddress(): SocketAddress {
+    return localAddressOf(this.fd);
+  }
+
+  /**
+   * Accepts one connection, blocking until a client connects. The new
+   * socket is close-on-exec.
+   *
+   * @returns The connected socket.
+   *
+   * @example Accept a client
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   *
+   * const path = Deno.makeTempDirSync() + "/a.sock";
+   * using listener = UnixSocket.listen(path);
+   * using _client = UnixSocket.connectSync(path);
+   * using _server = listener.acceptSync();
+   * ```
+   */
+  acceptSync(): UnixSocket {
+    return newSocket(new OwnedFd(acceptFd(this.fd)), this.#type);
+  }
+
+  /**
+   * Accepts one connection without blocking the thread. Closing the
+   * listener rejects a pending accept with `Deno.errors.BadResource`.
+   *
+   * @param options An abort signal.
+   * @returns The connected socket.
+   *
+   * @example Accept asynchronously
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   *
+   * const path = Deno.makeTempDirSync() + "/aa.sock";
+   * using listener = UnixSocket.listen(path);
+   * const accepted = listener.accept();
+   * using _client = UnixSocket.connectSync(path);
+   * using _server = await accepted;
+   * ```
+   */
+  async accept(options?: { signal?: AbortSignal }): Promise<UnixSocket> {
+    this.fd;
+    const signal = checkSignal(options?.signal);
+    return newSocket(new OwnedFd(await acceptAsync(this.#handle, signal)), this.#type);
+  }
+
+  /**
+   * Yields connections until the listener is closed.
+   *
+   * @returns An async iterator of connections.
+   *
+   * @example Serve connections in a loop
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   *
+   * const path = Deno.makeTempDirSync() + "/loop.sock";
+   * const listener = UnixSocket.listen(path);
+   * const client = UnixSocket.connectSync(path);
+   * for await (const conn of listener) {
+   *   conn.close();
+   *   listener.close();
+   * }
+   * client.close();
+   * ```
+   */
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<UnixSocket> {
+    while (!this.closed) {
+      let conn: UnixSocket;
+      try {
+        conn = await this.accept();
+      } catch (error) {
+        if (this.closed) return;
+        throw error;
       }
-      unlinkPath(address);
+      yield conn;
     }
   }
-  bindFd(fd, address);
-  if (typeof address !== "string") return null;
-  const stat = lstatPath(address);
-  return stat === null ? null : { path: address, dev: stat.dev, ino: stat.ino };
-}
 
-function unlinkPath(path: string): void {
-  const bytes = new TextEncoder().encode(path + "\0");
-  const { lib, layout, errno } = libc();
-  if (lib.unlink(bytes) !== 0 && errno[0] !== layout.errno.ENOENT) {
-    throwErrno("unlink", path);
+  /**
+   * Stops listening and removes the socket file it created. Calling it
+   * again does nothing.
+   *
+   * @example Close removes the path
+   * ```ts
+   * import { UnixSocket } from "@fdpass/fdpass";
+   * import { assertThrows } from "@std/assert";
+   *
+   * const path = Deno.makeTempDirSync() + "/r.sock";
+   * const listener = UnixSocket.listen(path);
+   * listener.close();
+   * assertThrows(() => Deno.lstatSync(path), Deno.errors.NotFound);
+   * ```
+   */
+  close(): void {
+    if (this.#handle.closed) return;
+    this.#handle.close();
+    const file = this.#socketFile;
+    this.#socketFile = null;
+    if (file !== null) {
+      socketFiles.unregister(this);
+      unlinkIfSame(file);
+    }
   }
-}
 
-/**
- * Removes a socket file if it is still the one this process bound.
- *
- * @param entry The path and identity recorded at bind time.
- */
-export function unlinkIfSame(entry: { path: string; dev: bigint; ino: bigint }): void {
-  const stat = lstatPath(entry.path);
-  if (stat !== null && stat.dev === entry.dev && stat.ino === entry.ino) {
-    unlinkPath(entry.path);
+  /** Closes the listener; lets `using` manage it. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Shows the fd in `console.log` and the REPL. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.#handle.closed
+      ? "UnixListener { closed }"
+      : `UnixListener { fd: ${this.#handle.fd} }`;
   }
 }

@@ -1,10 +1,12 @@
 /**
- * Unit tests for the ffi/ layer: the per-platform layout and constant tables
- * against the values in `../shared/reference/abi.md` (transcribed below as
- * literals, so that a wrong edit to ffi/layout.ts fails here), the CMSG
- * helpers against CPython's `CmsgMacroTests`, the running platform's table
- * against this machine's C headers (tests/c/layout_probe.c, compiled at test
- * time when `cc` is present), and the lazily opened libc context.
+ * Unit tests for the ffi/ layer: the per-platform rows of ffi/platforms/*.ts
+ * against values written out a second time below (from the system headers,
+ * kernel sources and man pages named beside them, so that a wrong edit to a
+ * row fails here), the features against the constants they gate, the CMSG
+ * arithmetic of ffi/cmsg.ts against CPython's `CmsgMacroTests`, the running
+ * platform's row against this machine's C headers and kernel
+ * (tests/c/layout_probe.c, compiled at test time when `cc` is present), and
+ * the lazily opened libc context.
  *
  * @module
  */
@@ -20,21 +22,30 @@ import {
 import {
   cmsgAlign,
   cmsgDataOffset,
-  type CmsghdrLayout,
   cmsgLen,
   cmsgSpace,
+  FD_SIZE,
+  receiveControlCapacity,
+} from "../ffi/cmsg.ts";
+import {
+  type CmsghdrLayout,
   type Constants,
   currentLayout,
-  FD_SIZE,
-  type KeventLayout,
+  type EpollEventLayout,
+  type Features,
+  type IovecLayout,
   type Layout,
   layouts,
   type MsghdrLayout,
   type PeerCredentialsLayout,
-  receiveControlCapacity,
+  type PollfdLayout,
+  type SockaddrIn6Layout,
+  type SockaddrInLayout,
   type SockaddrUnLayout,
 } from "../ffi/layout.ts";
 import { libc } from "../ffi/libc.ts";
+import { darwinArm64, darwinX86_64, freebsdX86_64 } from "../ffi/platforms/bsd.ts";
+import { linuxAarch64, linuxX86_64 } from "../ffi/platforms/linux.ts";
 import { hasCommand, leakCheckedTest } from "./helpers.ts";
 
 type Platform =
@@ -52,37 +63,41 @@ const PLATFORMS: readonly Platform[] = [
   "freebsd-x86_64",
 ];
 
-/** What abi.md says about one platform. */
+/** The exported name of each platform's row, for test names. */
+const EXPORT_NAMES: Readonly<Record<Platform, string>> = {
+  "linux-x86_64": "linuxX86_64",
+  "linux-aarch64": "linuxAarch64",
+  "darwin-aarch64": "darwinArm64",
+  "darwin-x86_64": "darwinX86_64",
+  "freebsd-x86_64": "freebsdX86_64",
+};
+
+/** The expected values for one platform, written out apart from ffi/platforms/. */
 interface Expected {
-  /** Section 6. */
   libraryPath: string;
   errnoSymbol: "__errno_location" | "__error";
-  /** Section 1. */
+  features: Features;
   msghdr: MsghdrLayout;
-  iovec: { size: number; base: number; len: number };
-  /** Section 2. */
+  iovec: IovecLayout;
   cmsghdr: CmsghdrLayout;
   cmsgDataOffset: number;
   /** CMSG_LEN / CMSG_SPACE for n fds. */
   cmsgForFds: Readonly<Record<1 | 2 | 3 | 253, readonly [len: number, space: number]>>;
-  /** Section 3. */
   sockaddrUn: SockaddrUnLayout;
-  /** Section 4. */
+  sockaddrIn: SockaddrInLayout;
+  sockaddrIn6: SockaddrIn6Layout;
   peerCredentials: PeerCredentialsLayout;
   ucredSize: number;
-  /** Section 5 (0 where abi.md says "–" or "none"). */
+  /** The 0 placeholder where the platform lacks the constant. */
   constants: Partial<Constants>;
-  seqpacket: boolean;
-  pollfd: { size: number; fd: number; events: number; revents: number };
+  pollfd: PollfdLayout;
   errno: Readonly<Record<string, number>>;
-  /** Section 5, epoll and kqueue. */
-  epollEvent: { size: number; events: number; data: number } | null;
-  kevent: KeventLayout | null;
-  /** Section 7: the kernel's per-message fd limit. */
+  epollEvent: EpollEventLayout | null;
+  /** The kernel's per-message fd limit. */
   kernelMaxFds: number;
 }
 
-// --- abi.md section 1: struct msghdr and struct iovec ---
+// --- struct msghdr and struct iovec (sys/socket.h, sys/uio.h) ---
 
 const LINUX_MSGHDR: MsghdrLayout = {
   size: 56,
@@ -110,12 +125,14 @@ const BSD_MSGHDR: MsghdrLayout = {
   flags: 44,
 };
 
-const IOVEC = { size: 16, base: 0, len: 8 };
+const IOVEC: IovecLayout = { size: 16, base: 0, len: 8 };
 
-// --- abi.md section 2: struct cmsghdr and the CMSG macros ---
+// --- struct cmsghdr and the CMSG macros (cmsg(3); docs/abi.md) ---
 
 const LINUX_CMSGHDR: CmsghdrLayout = { size: 16, len: 0, lenSize: 8, level: 8, type: 12, align: 8 };
+// xnu bsd/sys/socket.h: __DARWIN_ALIGN32.
 const MACOS_CMSGHDR: CmsghdrLayout = { size: 12, len: 0, lenSize: 4, level: 4, type: 8, align: 4 };
+// freebsd-src sys/sys/socket.h: _ALIGN is sizeof(register_t).
 const FREEBSD_CMSGHDR: CmsghdrLayout = {
   size: 12,
   len: 0,
@@ -129,7 +146,7 @@ const LINUX_CMSG_FOR_FDS = { 1: [20, 24], 2: [24, 24], 3: [28, 32], 253: [1028, 
 const MACOS_CMSG_FOR_FDS = { 1: [16, 16], 2: [20, 20], 3: [24, 24], 253: [1024, 1024] } as const;
 const FREEBSD_CMSG_FOR_FDS = { 1: [20, 24], 2: [24, 24], 3: [28, 32], 253: [1028, 1032] } as const;
 
-// --- abi.md section 3: struct sockaddr_un ---
+// --- socket addresses (unix(7), ip(7), ipv6(7); sys/un.h, netinet/in.h) ---
 
 const LINUX_SOCKADDR_UN: SockaddrUnLayout = {
   size: 110,
@@ -138,7 +155,6 @@ const LINUX_SOCKADDR_UN: SockaddrUnLayout = {
   familySize: 2,
   pathOffset: 2,
   maxPathBytes: 108, // all 108 bytes with no NUL are accepted; 109 gives EINVAL
-  abstractNamespace: true,
 };
 
 const BSD_SOCKADDR_UN: SockaddrUnLayout = {
@@ -149,10 +165,18 @@ const BSD_SOCKADDR_UN: SockaddrUnLayout = {
   pathOffset: 2,
   // sun_path[104]: the library keeps one byte for the NUL.
   maxPathBytes: 103,
-  abstractNamespace: false,
 };
 
-// --- abi.md section 4: peer credentials ---
+const SOCKADDR_IN: SockaddrInLayout = { size: 16, port: 2, address: 4 };
+const SOCKADDR_IN6: SockaddrIn6Layout = {
+  size: 28,
+  port: 2,
+  flowinfo: 4,
+  address: 8,
+  scopeId: 24,
+};
+
+// --- peer credentials (unix(7) SO_PEERCRED; sys/ucred.h on BSD) ---
 
 const LINUX_PEER_CREDENTIALS: PeerCredentialsLayout = {
   level: 1, // SOL_SOCKET
@@ -187,10 +211,61 @@ const FREEBSD_PEER_CREDENTIALS: PeerCredentialsLayout = {
   gidOffset: 12,
 };
 
-// --- abi.md section 5: constants, epoll, kqueue ---
+// --- features ---
+
+const LINUX_FEATURES: Features = {
+  seqpacket: true,
+  abstractNames: true,
+  accept4: true,
+  socketFlags: true,
+  pipe2: true,
+  msgCmsgCloexec: true,
+  soNosigpipe: false, // there is no SO_NOSIGPIPE; MSG_NOSIGNAL does the job
+  passCredentials: true,
+  memfd: true,
+  fileSeals: true,
+  eventfd: true,
+  epoll: true,
+  procSelfFd: true,
+};
+
+const MACOS_FEATURES: Features = {
+  seqpacket: false, // bsd/kern/uipc_proto.c lists only STREAM and DGRAM
+  abstractNames: false,
+  accept4: false,
+  socketFlags: false,
+  pipe2: false,
+  msgCmsgCloexec: false,
+  soNosigpipe: true,
+  passCredentials: false,
+  memfd: false,
+  fileSeals: false,
+  eventfd: false,
+  epoll: false,
+  procSelfFd: false,
+};
+
+const FREEBSD_FEATURES: Features = {
+  seqpacket: true,
+  abstractNames: false,
+  accept4: true,
+  socketFlags: true,
+  pipe2: true,
+  msgCmsgCloexec: true,
+  soNosigpipe: true,
+  passCredentials: false,
+  memfd: true,
+  fileSeals: true,
+  eventfd: true,
+  epoll: false,
+  procSelfFd: false,
+};
+
+// --- constants (include/uapi/linux/*.h; xnu and freebsd-src sys/*.h) ---
 
 const SHARED_CONSTANTS: Partial<Constants> = {
   AF_UNIX: 1,
+  AF_INET: 2,
   SOCK_STREAM: 1,
   SOCK_DGRAM: 2,
   SOCK_SEQPACKET: 5,
@@ -235,33 +310,17 @@ const NO_EPOLL: Partial<Constants> = {
   EPOLL_CLOEXEC: 0,
 };
 
-const KQUEUE: Partial<Constants> = {
-  EVFILT_READ: -1,
-  EVFILT_WRITE: -2,
-  EV_ADD: 1,
-  EV_DELETE: 2,
-  EV_ONESHOT: 0x10,
-  EV_ERROR: 0x4000,
-};
-
-const NO_KQUEUE: Partial<Constants> = {
-  EVFILT_READ: 0,
-  EVFILT_WRITE: 0,
-  EV_ADD: 0,
-  EV_DELETE: 0,
-  EV_ONESHOT: 0,
-  EV_ERROR: 0,
-};
-
 const LINUX_CONSTANTS: Partial<Constants> = {
   ...SHARED_CONSTANTS,
   ...LINUX_EPOLL,
-  ...NO_KQUEUE,
+  AF_INET6: 10,
   SOCK_CLOEXEC: 0x80000,
   SOCK_NONBLOCK: 0x800,
   SOL_SOCKET: 1,
   SCM_CREDENTIALS: 2,
   SO_PASSCRED: 16,
+  SO_REUSEADDR: 2,
+  SO_REUSEPORT: 15,
   SO_SNDBUF: 7,
   SO_RCVBUF: 8,
   SO_ERROR: 4,
@@ -277,61 +336,66 @@ const LINUX_CONSTANTS: Partial<Constants> = {
   O_NONBLOCK: 0x800,
   O_CLOEXEC: 0x80000,
   F_DUPFD_CLOEXEC: 1030,
+  MFD_CLOEXEC: 1,
+  EFD_CLOEXEC: 0x80000,
+  F_ADD_SEALS: 1033,
+};
+
+const BSD_SOCKET_CONSTANTS: Partial<Constants> = {
+  SOL_SOCKET: 0xffff,
+  SCM_CREDENTIALS: 0,
+  SO_PASSCRED: 0,
+  SO_REUSEADDR: 4,
+  SO_REUSEPORT: 0x200,
+  SO_SNDBUF: 0x1001,
+  SO_RCVBUF: 0x1002,
+  SO_ERROR: 0x1007,
+  SO_TYPE: 0x1008,
+  MSG_TRUNC: 0x10,
+  MSG_CTRUNC: 0x20,
+  MSG_WAITALL: 0x40,
+  MSG_DONTWAIT: 0x80,
+  MSG_EOR: 0x8,
+  O_NONBLOCK: 0x4,
 };
 
 const MACOS_CONSTANTS: Partial<Constants> = {
   ...SHARED_CONSTANTS,
   ...NO_EPOLL,
-  ...KQUEUE,
+  ...BSD_SOCKET_CONSTANTS,
+  AF_INET6: 30,
   SOCK_CLOEXEC: 0,
   SOCK_NONBLOCK: 0,
-  SOL_SOCKET: 0xffff,
-  SCM_CREDENTIALS: 0,
-  SO_PASSCRED: 0,
-  SO_SNDBUF: 0x1001,
-  SO_RCVBUF: 0x1002,
-  SO_ERROR: 0x1007,
-  SO_TYPE: 0x1008,
   SO_NOSIGPIPE: 0x1022,
-  MSG_TRUNC: 0x10,
-  MSG_CTRUNC: 0x20,
-  MSG_WAITALL: 0x40,
-  MSG_DONTWAIT: 0x80,
-  MSG_EOR: 0x8,
   MSG_NOSIGNAL: 0x80000,
   MSG_CMSG_CLOEXEC: 0,
-  O_NONBLOCK: 0x4,
   O_CLOEXEC: 0x1000000,
   F_DUPFD_CLOEXEC: 67,
+  MFD_CLOEXEC: 0,
+  EFD_CLOEXEC: 0,
+  F_ADD_SEALS: 0,
 };
 
 const FREEBSD_CONSTANTS: Partial<Constants> = {
   ...SHARED_CONSTANTS,
   ...NO_EPOLL,
-  ...KQUEUE,
+  ...BSD_SOCKET_CONSTANTS,
+  AF_INET6: 28,
   SOCK_CLOEXEC: 0x10000000,
   SOCK_NONBLOCK: 0x20000000,
-  SOL_SOCKET: 0xffff,
-  SCM_CREDENTIALS: 0,
-  SO_PASSCRED: 0,
-  SO_SNDBUF: 0x1001,
-  SO_RCVBUF: 0x1002,
-  SO_ERROR: 0x1007,
-  SO_TYPE: 0x1008,
   SO_NOSIGPIPE: 0x0800,
-  MSG_TRUNC: 0x10,
-  MSG_CTRUNC: 0x20,
-  MSG_WAITALL: 0x40,
-  MSG_DONTWAIT: 0x80,
-  MSG_EOR: 0x8,
   MSG_NOSIGNAL: 0x20000,
   MSG_CMSG_CLOEXEC: 0x40000,
-  O_NONBLOCK: 0x4,
   O_CLOEXEC: 0x100000,
   F_DUPFD_CLOEXEC: 17,
+  MFD_CLOEXEC: 1,
+  EFD_CLOEXEC: 0x100000,
+  F_ADD_SEALS: 19,
 };
 
-const POLLFD = { size: 8, fd: 0, events: 4, revents: 6 };
+const POLLFD: PollfdLayout = { size: 8, fd: 0, events: 4, revents: 6 };
+
+// --- errno (include/uapi/asm-generic/errno*.h; xnu and freebsd-src sys/errno.h) ---
 
 const SHARED_ERRNO = {
   EPERM: 1,
@@ -382,56 +446,45 @@ const BSD_ERRNO = {
 const MACOS_ERRNO = { ...BSD_ERRNO, EOPNOTSUPP: 102 };
 const FREEBSD_ERRNO = { ...BSD_ERRNO, EOPNOTSUPP: 45 };
 
-const MACOS_KEVENT: KeventLayout = {
-  size: 32, // #pragma pack(4)
-  ident: 0,
-  filter: 8,
-  flags: 10,
-  fflags: 12,
-  data: 16,
-  udata: 24,
-};
-
-// FreeBSD 12+: the same first 32 bytes, then ext[4] u64 at 32.
-const FREEBSD_KEVENT: KeventLayout = { ...MACOS_KEVENT, size: 64 };
-
 const LINUX_COMMON = {
   libraryPath: "libc.so.6",
   errnoSymbol: "__errno_location",
+  features: LINUX_FEATURES,
   msghdr: LINUX_MSGHDR,
   iovec: IOVEC,
   cmsghdr: LINUX_CMSGHDR,
   cmsgDataOffset: 16,
   cmsgForFds: LINUX_CMSG_FOR_FDS,
   sockaddrUn: LINUX_SOCKADDR_UN,
+  sockaddrIn: SOCKADDR_IN,
+  sockaddrIn6: SOCKADDR_IN6,
   peerCredentials: LINUX_PEER_CREDENTIALS,
   ucredSize: 12,
   constants: LINUX_CONSTANTS,
-  seqpacket: true,
   pollfd: POLLFD,
   errno: LINUX_ERRNO,
-  kevent: null,
-  kernelMaxFds: 253, // SCM_MAX_FD
+  kernelMaxFds: 253, // SCM_MAX_FD, include/net/scm.h
 } as const;
 
 const MACOS_COMMON = {
   libraryPath: "/usr/lib/libSystem.B.dylib",
   errnoSymbol: "__error",
+  features: MACOS_FEATURES,
   msghdr: BSD_MSGHDR,
   iovec: IOVEC,
   cmsghdr: MACOS_CMSGHDR,
   cmsgDataOffset: 12,
   cmsgForFds: MACOS_CMSG_FOR_FDS,
   sockaddrUn: BSD_SOCKADDR_UN,
+  sockaddrIn: SOCKADDR_IN,
+  sockaddrIn6: SOCKADDR_IN6,
   peerCredentials: MACOS_PEER_CREDENTIALS,
   ucredSize: 0,
   constants: MACOS_CONSTANTS,
-  seqpacket: false, // uipc_proto.c lists only STREAM and DGRAM
   pollfd: POLLFD,
   errno: MACOS_ERRNO,
   epollEvent: null,
-  kevent: MACOS_KEVENT,
-  kernelMaxFds: 254, // (len - 12) * 2 + 12 <= MCLBYTES
+  kernelMaxFds: 254, // xnu unp_internalize: (len - 12) * 2 + 12 <= MCLBYTES
 } as const;
 
 const EXPECTED: Readonly<Record<Platform, Expected>> = {
@@ -448,23 +501,83 @@ const EXPECTED: Readonly<Record<Platform, Expected>> = {
   "freebsd-x86_64": {
     libraryPath: "libc.so.7",
     errnoSymbol: "__error",
+    features: FREEBSD_FEATURES,
     msghdr: BSD_MSGHDR,
     iovec: IOVEC,
     cmsghdr: FREEBSD_CMSGHDR,
     cmsgDataOffset: 16,
     cmsgForFds: FREEBSD_CMSG_FOR_FDS,
     sockaddrUn: BSD_SOCKADDR_UN,
+    sockaddrIn: SOCKADDR_IN,
+    sockaddrIn6: SOCKADDR_IN6,
     peerCredentials: FREEBSD_PEER_CREDENTIALS,
     ucredSize: 0,
     constants: FREEBSD_CONSTANTS,
-    seqpacket: true,
     pollfd: POLLFD,
     errno: FREEBSD_ERRNO,
     epollEvent: null,
-    kevent: FREEBSD_KEVENT,
-    kernelMaxFds: 508, // msg_controllen <= MCLBYTES (2048)
+    kernelMaxFds: 508, // freebsd-src sockargs: msg_controllen <= MCLBYTES (2048)
   },
 };
+
+/** The fields of `Layout`, sorted: a removed or added field must be added here too. */
+const LAYOUT_FIELDS = [
+  "cmsghdr",
+  "constants",
+  "epollEvent",
+  "errno",
+  "errnoSymbol",
+  "features",
+  "iovec",
+  "libraryPath",
+  "maxFdsPerMessage",
+  "msghdr",
+  "name",
+  "peerCredentials",
+  "pollfd",
+  "sockaddrIn",
+  "sockaddrIn6",
+  "sockaddrUn",
+  "stat",
+  "ucredSize",
+  "variadicOnStack",
+];
+
+/**
+ * The constants that hold the 0 placeholder where a feature is missing, and
+ * that feature. Every other constant is non-zero everywhere, except the three
+ * whose real value is 0.
+ */
+const GATED_BY: Readonly<Partial<Record<keyof Constants, keyof Features>>> = {
+  SOCK_CLOEXEC: "socketFlags",
+  SOCK_NONBLOCK: "socketFlags",
+  SCM_CREDENTIALS: "passCredentials",
+  SO_PASSCRED: "passCredentials",
+  SO_NOSIGPIPE: "soNosigpipe",
+  MSG_CMSG_CLOEXEC: "msgCmsgCloexec",
+  MFD_CLOEXEC: "memfd",
+  MFD_ALLOW_SEALING: "memfd",
+  EFD_CLOEXEC: "eventfd",
+  EFD_NONBLOCK: "eventfd",
+  EFD_SEMAPHORE: "eventfd",
+  EPOLL_CLOEXEC: "epoll",
+  EPOLL_CTL_ADD: "epoll",
+  EPOLL_CTL_DEL: "epoll",
+  EPOLL_CTL_MOD: "epoll",
+  EPOLLIN: "epoll",
+  EPOLLOUT: "epoll",
+  EPOLLERR: "epoll",
+  EPOLLHUP: "epoll",
+  EPOLLONESHOT: "epoll",
+  F_ADD_SEALS: "fileSeals",
+  F_GET_SEALS: "fileSeals",
+  F_SEAL_SEAL: "fileSeals",
+  F_SEAL_SHRINK: "fileSeals",
+  F_SEAL_GROW: "fileSeals",
+  F_SEAL_WRITE: "fileSeals",
+};
+
+const REALLY_ZERO: ReadonlySet<string> = new Set(["O_RDONLY", "SHUT_RD", "SEEK_SET"]);
 
 function layoutOf(platform: Platform): Layout {
   const layout = layouts[platform];
@@ -472,30 +585,58 @@ function layoutOf(platform: Platform): Layout {
   return layout;
 }
 
-leakCheckedTest("layouts has exactly the five supported platforms", () => {
+leakCheckedTest("layouts holds exactly the five supported platforms, each under its name", () => {
   assertEquals(Object.keys(layouts).sort(), [...PLATFORMS].sort());
   for (const platform of PLATFORMS) assertEquals(layoutOf(platform).name, platform);
   assertStrictEquals(currentLayout(), layouts[`${Deno.build.os}-${Deno.build.arch}`]);
 });
 
-leakCheckedTest("layout tables match abi.md on every platform", async (t) => {
+leakCheckedTest("layouts serves the rows exported by ffi/platforms/linux.ts and bsd.ts", () => {
+  assertStrictEquals(layoutOf("linux-x86_64"), linuxX86_64);
+  assertStrictEquals(layoutOf("linux-aarch64"), linuxAarch64);
+  assertStrictEquals(layoutOf("darwin-aarch64"), darwinArm64);
+  assertStrictEquals(layoutOf("darwin-x86_64"), darwinX86_64);
+  assertStrictEquals(layoutOf("freebsd-x86_64"), freebsdX86_64);
+  for (const platform of PLATFORMS) assert(Object.isFrozen(layoutOf(platform)), platform);
+});
+
+leakCheckedTest("every layout has exactly the fields of Layout and all thirteen features", () => {
   for (const platform of PLATFORMS) {
-    await t.step(platform, async (t) => {
+    const layout = layoutOf(platform);
+    assertEquals(Object.keys(layout).sort(), LAYOUT_FIELDS, platform);
+    assertEquals(
+      Object.keys(layout.features).sort(),
+      Object.keys(LINUX_FEATURES).sort(),
+      `${platform} features`,
+    );
+    // The abstract namespace is a feature now, not a sockaddr_un field.
+    assertEquals(Object.keys(layout.sockaddrUn).sort(), Object.keys(LINUX_SOCKADDR_UN).sort());
+  }
+});
+
+for (const platform of PLATFORMS) {
+  leakCheckedTest(
+    `${EXPORT_NAMES[platform]} matches the values written out in this test`,
+    async (t) => {
       const layout = layoutOf(platform);
       const expected = EXPECTED[platform];
 
-      await t.step("library and errno accessor (abi.md section 6)", () => {
+      await t.step("the library and errno accessor are the platform's libc", () => {
         assertEquals(layout.libraryPath, expected.libraryPath);
         assertEquals(layout.errnoSymbol, expected.errnoSymbol);
       });
 
-      await t.step("struct msghdr and struct iovec (abi.md section 1)", () => {
+      await t.step("features say what the platform offers", () => {
+        assertEquals(layout.features, expected.features);
+      });
+
+      await t.step("struct msghdr and struct iovec match sys/socket.h", () => {
         assertEquals(layout.msghdr, expected.msghdr);
         assertEquals(layout.iovec, expected.iovec);
         assertLessOrEqual(layout.msghdr.flags + 4, layout.msghdr.size);
       });
 
-      await t.step("struct cmsghdr and CMSG_LEN/CMSG_SPACE (abi.md section 2)", () => {
+      await t.step("struct cmsghdr, CMSG_LEN and CMSG_SPACE match cmsg(3)", () => {
         assertEquals(layout.cmsghdr, expected.cmsghdr);
         assertEquals(cmsgDataOffset(layout), expected.cmsgDataOffset);
         assertEquals(cmsgLen(layout, 0), expected.cmsgDataOffset);
@@ -508,29 +649,32 @@ leakCheckedTest("layout tables match abi.md on every platform", async (t) => {
         assertEquals(cmsgAlign(layout, layout.cmsghdr.align), layout.cmsghdr.align);
       });
 
-      await t.step("struct sockaddr_un (abi.md section 3)", () => {
+      await t.step("the socket addresses match sys/un.h and netinet/in.h", () => {
         assertEquals(layout.sockaddrUn, expected.sockaddrUn);
+        assertEquals(layout.sockaddrIn, expected.sockaddrIn);
+        assertEquals(layout.sockaddrIn6, expected.sockaddrIn6);
         // sun_path runs to the end of the struct: 108 bytes on Linux, 104 on BSD.
         assertLessOrEqual(
           layout.sockaddrUn.maxPathBytes,
           layout.sockaddrUn.size - layout.sockaddrUn.pathOffset,
         );
+        // The IPv6 address (16 bytes) ends where sin6_scope_id starts.
+        assertEquals(layout.sockaddrIn6.address + 16, layout.sockaddrIn6.scopeId);
       });
 
-      await t.step("peer credentials (abi.md section 4)", () => {
+      await t.step("peer credentials are read from the right struct", () => {
         assertEquals(layout.peerCredentials, expected.peerCredentials);
         assertEquals(layout.ucredSize, expected.ucredSize);
       });
 
-      await t.step("constants, pollfd and seqpacket support (abi.md section 5)", () => {
+      await t.step("constants and struct pollfd match the headers", () => {
         for (const [name, value] of Object.entries(expected.constants)) {
           assertEquals(layout.constants[name as keyof Constants], value, `constant ${name}`);
         }
         assertEquals(layout.pollfd, expected.pollfd);
-        assertEquals(layout.seqpacket, expected.seqpacket);
       });
 
-      await t.step("errno numbers (abi.md section 5)", () => {
+      await t.step("errno numbers match sys/errno.h and no number has two names", () => {
         for (const [name, value] of Object.entries(expected.errno)) {
           assertEquals(layout.errno[name], value, `errno ${name}`);
         }
@@ -543,16 +687,34 @@ leakCheckedTest("layout tables match abi.md on every platform", async (t) => {
         }
       });
 
-      await t.step("struct epoll_event and struct kevent (abi.md section 5)", () => {
+      await t.step("struct epoll_event matches include/uapi/linux/eventpoll.h", () => {
         assertEquals(layout.epollEvent, expected.epollEvent);
-        assertEquals(layout.kevent, expected.kevent);
       });
 
-      await t.step("fds per message stay within the kernel limit (abi.md section 7)", () => {
+      await t.step("fds per message stay within the kernel limit", () => {
         assertEquals(layout.maxFdsPerMessage, 253);
         assertLessOrEqual(layout.maxFdsPerMessage, expected.kernelMaxFds);
       });
-    });
+    },
+  );
+}
+
+leakCheckedTest("a constant holds the 0 placeholder exactly where its feature is off", () => {
+  for (const platform of PLATFORMS) {
+    const { constants, features, epollEvent, ucredSize } = layoutOf(platform);
+    for (const [name, value] of Object.entries(constants)) {
+      const gate = GATED_BY[name as keyof Constants];
+      if (gate !== undefined) {
+        assertEquals(value !== 0, features[gate], `${platform}: ${name} against features.${gate}`);
+      } else {
+        assertEquals(value === 0, REALLY_ZERO.has(name), `${platform}: ${name} is ${value}`);
+      }
+    }
+    assertEquals(epollEvent !== null, features.epoll, `${platform}: epollEvent`);
+    assertEquals(ucredSize > 0, features.passCredentials, `${platform}: ucredSize`);
+    assertEquals(features.abstractNames, platform.startsWith("linux-"), platform);
+    assertEquals(features.procSelfFd, platform.startsWith("linux-"), platform);
+    assert(!features.fileSeals || features.memfd, `${platform}: seals need memfd`);
   }
 });
 
@@ -596,12 +758,12 @@ leakCheckedTest(
     for (const platform of PLATFORMS) {
       const layout = layoutOf(platform);
       const capacity = receiveControlCapacity(layout);
-      // abi.md section 10: CMSG_SPACE(253 * 4), plus CMSG_SPACE(sizeof ucred)
-      // when SO_PASSCRED is on (section 4 budgets 32 bytes on Linux).
-      const credentials = layout.ucredSize > 0 ? cmsgSpace(layout, layout.ucredSize) : 0;
+      // docs/abi.md, "Control buffer sizes": CMSG_SPACE(253 * 4), plus
+      // CMSG_SPACE(sizeof(struct ucred)) when SO_PASSCRED is on.
+      const credentials = layout.features.passCredentials ? cmsgSpace(layout, layout.ucredSize) : 0;
       assertGreaterOrEqual(capacity, cmsgSpace(layout, 253 * FD_SIZE) + credentials, platform);
-      // abi.md section 9: macOS installs fds before the copy-out, so the buffer
-      // must hold the kernel's maximum of 254 or the cut-off fds leak.
+      // docs/abi.md, "Fds per message": macOS installs fds before the copy-out,
+      // so the buffer must hold the kernel's maximum of 254 or the cut-off fds leak.
       assertGreaterOrEqual(capacity, cmsgSpace(layout, 254 * FD_SIZE) + credentials, platform);
     }
     const linux = layoutOf("linux-x86_64");
@@ -662,7 +824,7 @@ function runProbe(): Map<string, string> {
   }
 }
 
-/** The value ffi/layout.ts gives for a probe key. */
+/** The value a layout gives for a probe key; features read as 1 or 0. */
 function layoutValue(layout: Layout, key: string): unknown {
   const cmsg = /^cmsg\.(len|space)\.(\d+)$/.exec(key);
   if (cmsg !== null) {
@@ -677,41 +839,72 @@ function layoutValue(layout: Layout, key: string): unknown {
     }
     value = (value as Record<string, unknown>)[part];
   }
-  return value;
+  return typeof value === "boolean" ? (value ? 1 : 0) : value;
 }
 
+/** Every key whose value in `layout` differs from the probe, with both values. */
+function probeMismatches(layout: Layout, probe: ReadonlyMap<string, string>): string[] {
+  const mismatches: string[] = [];
+  for (const [key, text] of probe) {
+    const actual = layoutValue(layout, key);
+    if (text === "absent") {
+      // Not in the headers: the layout must hold the 0 placeholder.
+      if (actual !== 0) mismatches.push(`${key}: absent in C, ${actual} in ${layout.name}`);
+    } else if (actual !== Number(text)) {
+      mismatches.push(`${key}: ${text} in C, ${actual} in ${layout.name}`);
+    }
+  }
+  return mismatches;
+}
+
+const currentExportName = EXPORT_NAMES[`${Deno.build.os}-${Deno.build.arch}` as Platform] ??
+  "currentLayout()";
+
 leakCheckedTest(
-  `layout tables match this machine's C headers (tests/c/layout_probe.c)${
-    probeSkipReason === null ? "" : `: skipped, ${probeSkipReason}`
+  `${currentExportName} matches the C probe on this machine${
+    probeSkipReason === null ? "" : ` (skipped: ${probeSkipReason})`
   }`,
   async (t) => {
     const layout = currentLayout();
     const probe = runProbe();
 
-    await t.step("every probed value equals the layout", () => {
-      const mismatches: string[] = [];
-      for (const [key, text] of probe) {
-        const actual = layoutValue(layout, key);
-        if (text === "absent") {
-          // Not in the headers: the layout must say "not available".
-          if (actual !== 0) mismatches.push(`${key}: absent in C, ${actual} in ${layout.name}`);
-        } else if (actual !== Number(text)) {
-          mismatches.push(`${key}: ${text} in C, ${actual} in ${layout.name}`);
-        }
-      }
-      assertEquals(mismatches, []);
+    await t.step("every probed offset, constant, feature and errno equals the layout", () => {
+      assertEquals(probeMismatches(layout, probe), []);
     });
 
-    await t.step("the probe covers every constant and errno name", () => {
+    await t.step("the probe covers every constant, feature and errno name", () => {
       for (const name of Object.keys(layout.constants)) {
         assert(probe.has(`constants.${name}`), `probe lacks constants.${name}`);
+      }
+      for (const name of Object.keys(layout.features)) {
+        assert(probe.has(`features.${name}`), `probe lacks features.${name}`);
       }
       for (const name of Object.keys(layout.errno)) {
         assert(probe.has(`errno.${name}`), `probe lacks errno.${name}`);
       }
     });
 
-    await t.step("CMSG_LEN and CMSG_SPACE for 1..4 and 253 fds match the C macros", () => {
+    await t.step("a deliberately wrong layout is reported field by field", () => {
+      // Guards the comparison itself: each mutation must surface as one mismatch.
+      const wrong: Layout = {
+        ...layout,
+        msghdr: { ...layout.msghdr, flags: layout.msghdr.flags - 4 },
+        sockaddrIn6: { ...layout.sockaddrIn6, scopeId: layout.sockaddrIn6.scopeId + 4 },
+        constants: { ...layout.constants, SO_REUSEPORT: layout.constants.SO_REUSEPORT + 1 },
+        features: { ...layout.features, memfd: !layout.features.memfd },
+        errno: { ...layout.errno, EBADF: 0 },
+      };
+      const keys = probeMismatches(wrong, probe).map((line) => line.slice(0, line.indexOf(":")));
+      assertEquals(keys.sort(), [
+        "constants.SO_REUSEPORT",
+        "errno.EBADF",
+        "features.memfd",
+        "msghdr.flags",
+        "sockaddrIn6.scopeId",
+      ]);
+    });
+
+    await t.step("CMSG_LEN and CMSG_SPACE for 1..4, 253 and 254 fds match the C macros", () => {
       for (const n of [1, 2, 3, 4, 253, 254]) {
         const bytes = n * FD_SIZE;
         assertEquals(Number(probe.get(`cmsg.len.${bytes}`)), cmsgLen(layout, bytes), `${n} fds`);
@@ -723,8 +916,8 @@ leakCheckedTest(
       }
     });
 
-    await t.step("receiveControlCapacity() covers CMSG_SPACE(253 * 4) + CMSG_SPACE(ucred)", () => {
-      const needed = Number(probe.get(`cmsg.space.${253 * 4}`)) +
+    await t.step("receiveControlCapacity() covers CMSG_SPACE(254 * 4) + CMSG_SPACE(ucred)", () => {
+      const needed = Number(probe.get(`cmsg.space.${254 * 4}`)) +
         Number(probe.get(`cmsg.space.${Number(probe.get("ucredSize"))}`));
       assert(Number.isInteger(needed), "probe lacks the CMSG_SPACE values");
       assertGreaterOrEqual(receiveControlCapacity(layout), needed);
@@ -784,5 +977,12 @@ leakCheckedTest("libc() opens libc once per isolate and reads errno after each c
     } finally {
       assertEquals(context.lib.close(fd), 0);
     }
+  });
+
+  await t.step("getrlimit() is bound and rejects an unknown resource with EINVAL", () => {
+    const rlimit = new Uint8Array(16); // struct rlimit: two rlim_t (u64)
+    context.errno[0] = 0;
+    assertEquals(context.lib.getrlimit(-1, rlimit), -1);
+    assertEquals(context.errno[0], context.layout.errno.EINVAL);
   });
 });

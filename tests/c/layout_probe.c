@@ -1,13 +1,17 @@
 /*
- * Prints the struct layouts and constants that ffi/layout.ts encodes, as
- * `key=value` lines, for tests/ffi_layout_test.ts to compare against
- * currentLayout(). Linux only (glibc or musl).
+ * Prints the struct layouts, constants and features that ffi/platforms/linux.ts
+ * encodes, as `key=value` lines, for tests/ffi_layout_test.ts to compare
+ * against currentLayout(). Linux only (glibc or musl).
  *
  * Keys name the layout field they are compared with: `msghdr.flags` is
  * `layout.msghdr.flags`, `constants.O_CLOEXEC` is `layout.constants.O_CLOEXEC`,
- * `errno.EBADF` is `layout.errno.EBADF`. `cmsg.*` keys are compared with the
- * CMSG helper functions. A constant the headers lack prints as `absent`, and
- * the layout must hold 0 for it ("not available").
+ * `errno.EBADF` is `layout.errno.EBADF`, `features.memfd` is
+ * `layout.features.memfd` (1 or 0). `cmsg.*` keys are compared with the
+ * functions of ffi/cmsg.ts. A constant the headers lack prints as `absent`,
+ * and the layout must hold the 0 placeholder for it.
+ *
+ * Features are not read from headers but tried: the probe calls each function
+ * and prints 1 only when the call does what the feature promises.
  *
  * Build: cc -O0 -o layout_probe layout_probe.c
  */
@@ -19,6 +23,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -37,16 +42,226 @@
 #define CONSTANT(name) PRINT("constants." #name, name)
 #define ERRNO(name) PRINT("errno." #name, name)
 #define ABSENT(name) printf("constants.%s=absent\n", name)
+#define FEATURE(name, works) PRINT("features." name, (works) ? 1 : 0)
 
 static void print_cmsg(size_t bytes) {
   printf("cmsg.len.%zu=%zu\n", bytes, (size_t)CMSG_LEN(bytes));
   printf("cmsg.space.%zu=%zu\n", bytes, (size_t)CMSG_SPACE(bytes));
 }
 
+static int has_fd_flag(int fd, int flag) { return (fcntl(fd, F_GETFD) & flag) == flag; }
+
+static int has_status_flag(int fd, int flag) { return (fcntl(fd, F_GETFL) & flag) == flag; }
+
+static void close_pair(int fds[2]) {
+  close(fds[0]);
+  close(fds[1]);
+}
+
+/* unix(7): AF_UNIX takes SOCK_SEQPACKET. */
+static int try_seqpacket(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) return 0;
+  close_pair(sv);
+  return 1;
+}
+
+/* socket(2): the type may carry SOCK_CLOEXEC | SOCK_NONBLOCK. */
+static int try_socket_flags(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) return 0;
+  int works = has_fd_flag(sv[0], FD_CLOEXEC) && has_status_flag(sv[0], O_NONBLOCK);
+  close_pair(sv);
+  return works;
+}
+
+/* unix(7): binding with only the family autobinds to an abstract name, whose
+ * first byte is NUL. */
+static int bind_abstract(int fd) {
+  struct sockaddr_un address = {.sun_family = AF_UNIX};
+  return bind(fd, (struct sockaddr *)&address, sizeof(sa_family_t));
+}
+
+static int try_abstract_names(void) {
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  struct sockaddr_un address;
+  socklen_t length = sizeof(address);
+  int works = bind_abstract(fd) == 0 &&
+              getsockname(fd, (struct sockaddr *)&address, &length) == 0 &&
+              length > sizeof(sa_family_t) && address.sun_path[0] == '\0';
+  close(fd);
+  return works;
+}
+
+/* accept4(2): accepts a pending connection with SOCK_CLOEXEC set. */
+static int try_accept4(void) {
+  int works = 0;
+  int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+  int client = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un address;
+  socklen_t length = sizeof(address);
+  if (listener >= 0 && client >= 0 && bind_abstract(listener) == 0 && listen(listener, 1) == 0 &&
+      getsockname(listener, (struct sockaddr *)&address, &length) == 0 &&
+      connect(client, (struct sockaddr *)&address, length) == 0) {
+    int accepted = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+    if (accepted >= 0) {
+      works = has_fd_flag(accepted, FD_CLOEXEC);
+      close(accepted);
+    }
+  }
+  if (client >= 0) close(client);
+  if (listener >= 0) close(listener);
+  return works;
+}
+
+/* pipe2(2) */
+static int try_pipe2(void) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return 0;
+  int works = has_fd_flag(fds[0], FD_CLOEXEC) && has_status_flag(fds[1], O_NONBLOCK);
+  close_pair(fds);
+  return works;
+}
+
+/* Sends one byte with `fd` attached (or no fd when fd < 0). */
+static int send_byte(int socket_fd, int fd) {
+  union {
+    struct cmsghdr header;
+    unsigned char bytes[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof(control));
+  char byte = 'x';
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr message = {.msg_iov = &iov, .msg_iovlen = 1};
+  if (fd >= 0) {
+    message.msg_control = control.bytes;
+    message.msg_controllen = CMSG_SPACE(sizeof(int));
+    control.header.cmsg_len = CMSG_LEN(sizeof(int));
+    control.header.cmsg_level = SOL_SOCKET;
+    control.header.cmsg_type = SCM_RIGHTS;
+    memcpy(CMSG_DATA(&control.header), &fd, sizeof(int));
+  }
+  return sendmsg(socket_fd, &message, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+/* Receives one byte and returns the first cmsg, copied into `header_out`,
+ * with its first data int in `*data_out`; -1 when there is none. */
+static int receive_byte(int socket_fd, int flags, struct cmsghdr *header_out, int *data_out) {
+  union {
+    struct cmsghdr header;
+    unsigned char bytes[256];
+  } control;
+  memset(&control, 0, sizeof(control));
+  char byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  struct msghdr message = {.msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = control.bytes,
+                           .msg_controllen = sizeof(control.bytes)};
+  if (recvmsg(socket_fd, &message, flags) != 1) return -1;
+  struct cmsghdr *first = CMSG_FIRSTHDR(&message);
+  if (first == NULL) return -1;
+  *header_out = *first;
+  memcpy(data_out, CMSG_DATA(first), sizeof(int));
+  return 0;
+}
+
+/* recvmsg(2): MSG_CMSG_CLOEXEC sets FD_CLOEXEC on the fds received. */
+static int try_msg_cmsg_cloexec(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 0;
+  int works = 0;
+  struct cmsghdr header;
+  int fd;
+  if (send_byte(sv[0], sv[0]) == 0 &&
+      receive_byte(sv[1], MSG_CMSG_CLOEXEC, &header, &fd) == 0 && header.cmsg_type == SCM_RIGHTS) {
+    works = has_fd_flag(fd, FD_CLOEXEC);
+    close(fd);
+  }
+  close_pair(sv);
+  return works;
+}
+
+/* unix(7): with SO_PASSCRED on, every message carries SCM_CREDENTIALS. */
+static int try_pass_credentials(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return 0;
+  int on = 1;
+  struct cmsghdr header;
+  int pid;
+  int works = setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)) == 0 &&
+              send_byte(sv[0], -1) == 0 && receive_byte(sv[1], 0, &header, &pid) == 0 &&
+              header.cmsg_type == SCM_CREDENTIALS && pid == getpid();
+  close_pair(sv);
+  return works;
+}
+
+/* memfd_create(2), and fcntl(2) file seals on the memfd. */
+static int try_memfd(int *seals_work) {
+  *seals_work = 0;
+  int fd = memfd_create("layout_probe", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return 0;
+  *seals_work = fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == 0 &&
+                (fcntl(fd, F_GET_SEALS) & F_SEAL_WRITE) == F_SEAL_WRITE;
+  close(fd);
+  return 1;
+}
+
+/* eventfd(2) */
+static int try_eventfd(void) {
+  int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return 0;
+  close(fd);
+  return 1;
+}
+
+/* epoll_create1(2) */
+static int try_epoll(void) {
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) return 0;
+  close(fd);
+  return 1;
+}
+
+/* proc(5): /proc/self/fd/N is a link naming the open file. */
+static int try_proc_self_fd(void) {
+  int fds[2];
+  if (pipe(fds) != 0) return 0;
+  char path[64];
+  char target[64];
+  snprintf(path, sizeof(path), "/proc/self/fd/%d", fds[0]);
+  ssize_t length = readlink(path, target, sizeof(target) - 1);
+  close_pair(fds);
+  return length > 5 && strncmp(target, "pipe:", 5) == 0;
+}
+
+static void print_features(void) {
+  int seals_work;
+  FEATURE("seqpacket", try_seqpacket());
+  FEATURE("abstractNames", try_abstract_names());
+  FEATURE("accept4", try_accept4());
+  FEATURE("socketFlags", try_socket_flags());
+  FEATURE("pipe2", try_pipe2());
+  FEATURE("msgCmsgCloexec", try_msg_cmsg_cloexec());
+  /* Linux has no SO_NOSIGPIPE: MSG_NOSIGNAL is enough (send(2)). */
+#ifdef SO_NOSIGPIPE
+  FEATURE("soNosigpipe", 1);
+#else
+  FEATURE("soNosigpipe", 0);
+#endif
+  FEATURE("passCredentials", try_pass_credentials());
+  FEATURE("memfd", try_memfd(&seals_work));
+  FEATURE("fileSeals", seals_work);
+  FEATURE("eventfd", try_eventfd());
+  FEATURE("epoll", try_epoll());
+  FEATURE("procSelfFd", try_proc_self_fd());
+}
+
 int main(void) {
   /* struct msghdr. The widths of msg_iovlen and msg_controllen are the gap
    * to the next field: glibc's size_t, or musl's 4-byte field plus its zero
-   * pad, which the layout writes as one u64 (abi.md section 1). */
+   * pad, which the layout writes as one u64 (docs/abi.md, "struct msghdr"). */
   PRINT("msghdr.size", sizeof(struct msghdr));
   OFFSET("msghdr", "name", struct msghdr, msg_name);
   OFFSET("msghdr", "namelen", struct msghdr, msg_namelen);
@@ -86,11 +301,18 @@ int main(void) {
   print_cmsg(253 * sizeof(int));
   print_cmsg(254 * sizeof(int));
 
-  /* struct sockaddr_un. Linux accepts a path that fills sun_path with no NUL
-   * (abi.md section 3). */
+  /* struct sockaddr_in and struct sockaddr_in6 (ip(7), ipv6(7)) */
   PRINT("sockaddrIn.size", sizeof(struct sockaddr_in));
   OFFSET("sockaddrIn", "port", struct sockaddr_in, sin_port);
   OFFSET("sockaddrIn", "address", struct sockaddr_in, sin_addr);
+  PRINT("sockaddrIn6.size", sizeof(struct sockaddr_in6));
+  OFFSET("sockaddrIn6", "port", struct sockaddr_in6, sin6_port);
+  OFFSET("sockaddrIn6", "flowinfo", struct sockaddr_in6, sin6_flowinfo);
+  OFFSET("sockaddrIn6", "address", struct sockaddr_in6, sin6_addr);
+  OFFSET("sockaddrIn6", "scopeId", struct sockaddr_in6, sin6_scope_id);
+
+  /* struct sockaddr_un. unix(7): Linux accepts a path that fills sun_path
+   * with no NUL. */
   PRINT("sockaddrUn.size", sizeof(struct sockaddr_un));
   OFFSET("sockaddrUn", "familyOffset", struct sockaddr_un, sun_family);
   PRINT("sockaddrUn.familySize", FIELD_SIZE(struct sockaddr_un, sun_family));
@@ -121,7 +343,7 @@ int main(void) {
   OFFSET("pollfd", "events", struct pollfd, events);
   OFFSET("pollfd", "revents", struct pollfd, revents);
 
-  /* struct epoll_event */
+  /* struct epoll_event (include/uapi/linux/eventpoll.h) */
   PRINT("epollEvent.size", sizeof(struct epoll_event));
   OFFSET("epollEvent", "events", struct epoll_event, events);
   OFFSET("epollEvent", "data", struct epoll_event, data);
@@ -129,6 +351,7 @@ int main(void) {
   /* Constants, in the order of the Constants interface. */
   CONSTANT(AF_UNIX);
   CONSTANT(AF_INET);
+  CONSTANT(AF_INET6);
   CONSTANT(SOCK_STREAM);
   CONSTANT(SOCK_DGRAM);
   CONSTANT(SOCK_SEQPACKET);
@@ -140,6 +363,7 @@ int main(void) {
   CONSTANT(SO_PASSCRED);
   CONSTANT(SO_TYPE);
   CONSTANT(SO_REUSEADDR);
+  CONSTANT(SO_REUSEPORT);
   CONSTANT(SO_ERROR);
   CONSTANT(SO_SNDBUF);
   CONSTANT(SO_RCVBUF);
@@ -206,13 +430,6 @@ int main(void) {
   CONSTANT(EPOLLERR);
   CONSTANT(EPOLLHUP);
   CONSTANT(EPOLLONESHOT);
-  /* kqueue does not exist on Linux. */
-  ABSENT("EVFILT_READ");
-  ABSENT("EVFILT_WRITE");
-  ABSENT("EV_ADD");
-  ABSENT("EV_DELETE");
-  ABSENT("EV_ONESHOT");
-  ABSENT("EV_ERROR");
   CONSTANT(PROT_READ);
   CONSTANT(PROT_WRITE);
   CONSTANT(MAP_SHARED);
@@ -224,6 +441,8 @@ int main(void) {
   CONSTANT(F_SEAL_SHRINK);
   CONSTANT(F_SEAL_GROW);
   CONSTANT(F_SEAL_WRITE);
+
+  print_features();
 
   /* errno numbers: every name in the layout's errno table. */
   ERRNO(EPERM);

@@ -7,12 +7,20 @@
  * @module
  */
 
-import { libc } from "../ffi/libc.ts";
-import { describeValue, throwErrno } from "./errors.ts";
-import { BorrowedFd, OwnedFd } from "./fd.ts";
-import { fdNumberOf } from "./transfer.ts";
-import { waitReadable } from "./poller.ts";
-import { retryKind, waitSync } from "./sys.ts";
+import { libc } from "../../ffi/libc.ts";
+import { checkOptions, checkSignal, describeValue } from "../core/checks.ts";
+import {
+  fdPath,
+  getNonblocking,
+  readStep,
+  setNonblocking,
+  statFd,
+  writeStep,
+} from "../core/fd_ops.ts";
+import { check, waitSync, WOULD_BLOCK } from "../core/syscall.ts";
+import { waitOn } from "../async/handle.ts";
+import type { WaitOptions } from "../async/wait.ts";
+import { adoptFd, OwnedFd } from "../owned_fd.ts";
 
 /** Options for {@linkcode EventFd.create}. */
 export interface EventFdOptions {
@@ -31,20 +39,40 @@ export interface EventFdOptions {
   semaphore?: boolean;
 }
 
-/** Options for {@linkcode EventFd.wait}. */
-export interface EventFdWaitOptions {
-  /** Cancels the wait; the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
-}
+/** Options for {@linkcode EventFd.wait}: the same as for `waitReadable`. */
+export type EventFdWaitOptions = WaitOptions;
 
 // eventfd(2): the counter is a u64 and can hold at most 2^64 - 2.
 const MAX_COUNTER = 0xffff_ffff_ffff_fffen;
 
 function requireEventfd(): void {
-  if (Deno.build.os !== "linux" || libc().lib.eventfd === null) {
-    throw new Deno.errors.NotSupported(
-      `eventfd is only supported on Linux, not on ${Deno.build.os}`,
+  const { layout } = libc();
+  if (!layout.features.eventfd) {
+    throw new Deno.errors.NotSupported(`eventfd is not available on ${layout.name}`);
+  }
+}
+
+/** What `/proc/self/fd/N` names an eventfd (fs/eventfd.c). */
+const EVENTFD_LINK = "anon_inode:[eventfd]";
+
+/**
+ * Throws unless `fd` is an eventfd. Where `/proc/self/fd` exists the link
+ * names it exactly; elsewhere an anonymous inode (no file type bits) is the
+ * best `fstat` can tell.
+ */
+function checkEventfd(fd: number): void {
+  const link = fdPath(fd);
+  if (link !== null) {
+    if (link === EVENTFD_LINK) return;
+    throw new TypeError(
+      `Argument "fd" (fd ${fd}) must be an eventfd, not ${
+        link.startsWith("anon_inode:") ? `an ${link.slice(11)}` : `a ${statFd(fd).kind}`
+      }`,
     );
+  }
+  const kind = statFd(fd).kind;
+  if (kind !== "unknown") {
+    throw new TypeError(`Argument "fd" (fd ${fd}) must be an eventfd, not a ${kind}`);
   }
 }
 
@@ -104,11 +132,7 @@ export class EventFd {
    * ```
    */
   static create(options: EventFdOptions = {}): EventFd {
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(
-        `Argument "options" must be an object, received ${describeValue(options)}`,
-      );
-    }
+    checkOptions(options);
     const initialValue = options.initialValue ?? 0;
     if (typeof initialValue !== "number") {
       throw new TypeError(
@@ -130,21 +154,27 @@ export class EventFd {
     const { lib, layout } = libc();
     const c = layout.constants;
     const flags = c.EFD_CLOEXEC | c.EFD_NONBLOCK | (semaphore ? c.EFD_SEMAPHORE : 0);
-    const fd = lib.eventfd!(initialValue, flags);
-    if (fd < 0) throwErrno("eventfd");
+    let fd = -1;
+    check(() => fd = lib.eventfd!(initialValue, flags), "eventfd");
     return new EventFd(new OwnedFd(fd));
   }
 
   /**
-   * Adopts an eventfd, such as one received in a message, and puts it in
-   * nonblocking mode (a flag of the open file, so the sender's copy
-   * becomes nonblocking too; fdpass's own {@linkcode EventFd} copes with
-   * either). Ownership moves to the new object. Whether it is in
-   * semaphore mode was fixed by its creator.
+   * Adopts an eventfd, such as one received in a message. Ownership moves
+   * to the new object. Whether it is in semaphore mode was fixed by its
+   * creator.
+   *
+   * It puts the fd in nonblocking mode, so that no read or write can block
+   * the thread. `O_NONBLOCK` belongs to the open file description, which
+   * the sender shares: the sender's copy becomes nonblocking too (an
+   * fdpass {@linkcode EventFd} on the other side copes with either; other
+   * code reading it with a blocking `read` gets `EAGAIN` instead of
+   * waiting). An fd that is not an eventfd (a pidfd, an epoll fd, a
+   * timerfd, a file) is refused and left alone.
    *
    * @param fd An {@linkcode OwnedFd} (ownership moves) or a number (now owned).
    * @returns The eventfd.
-   * @throws {TypeError} When the fd is a file, pipe, socket or device.
+   * @throws {TypeError} When the fd is not an eventfd.
    *
    * @example Adopt a received eventfd
    * ```ts
@@ -162,20 +192,11 @@ export class EventFd {
    * ```
    */
   static from(fd: OwnedFd | number): EventFd {
-    if (typeof fd !== "number" && !(fd instanceof OwnedFd)) {
-      throw new TypeError(
-        `Argument "fd" must be an OwnedFd or an fd number, received ${describeValue(fd)}`,
-      );
-    }
-    const number = fdNumberOf(fd, "fd");
-    const borrowed = new BorrowedFd(number);
-    // An eventfd is an anonymous inode with no file type bits (fstat).
-    const kind = borrowed.kind;
-    if (kind !== "unknown") {
-      throw new TypeError(`Argument "fd" (fd ${number}) must be an eventfd, not a ${kind}`);
-    }
-    borrowed.nonblocking = true;
-    return new EventFd(typeof fd === "number" ? new OwnedFd(fd) : new OwnedFd(fd.release()));
+    return new EventFd(adoptFd(fd, (n) => {
+      requireEventfd();
+      checkEventfd(n);
+      if (!getNonblocking(n)) setNonblocking(n, true);
+    }));
   }
 
   /**
@@ -225,13 +246,9 @@ export class EventFd {
       );
     }
     const fd = this.fd;
-    const { lib, layout } = libc();
     this.#buffer[0] = value;
-    for (;;) {
-      if (Number(lib.write(fd, this.#bytes, 8n)) === 8) return;
-      const retry = retryKind();
-      if (retry === "wait") waitSync(fd, layout.constants.POLLOUT);
-      else if (retry === "no") throwErrno("write");
+    while (writeStep(fd, this.#bytes) === WOULD_BLOCK) {
+      waitSync(fd, libc().layout.constants.POLLOUT);
     }
   }
 
@@ -250,14 +267,7 @@ export class EventFd {
    * ```
    */
   tryWait(): bigint | null {
-    const fd = this.fd;
-    const { lib } = libc();
-    for (;;) {
-      if (Number(lib.read(fd, this.#bytes, 8n)) === 8) return this.#buffer[0]!;
-      const retry = retryKind();
-      if (retry === "wait") return null;
-      if (retry === "no") throwErrno("read");
-    }
+    return readStep(this.fd, this.#bytes) === WOULD_BLOCK ? null : this.#buffer[0]!;
   }
 
   /**
@@ -304,12 +314,14 @@ export class EventFd {
    * ```
    */
   async wait(options: EventFdWaitOptions = {}): Promise<bigint> {
-    const signal = options?.signal;
+    checkOptions(options);
+    const signal = checkSignal(options.signal);
     for (;;) {
       if (signal?.aborted) throw signal.reason;
       const value = this.tryWait();
       if (value !== null) return value;
-      await waitReadable(this.fd, { signal });
+      // Holds the owner, not its number, and fails if it is closed meanwhile.
+      await waitOn(this.#handle, false, signal);
     }
   }
 

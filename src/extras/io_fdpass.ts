@@ -6,22 +6,19 @@
  * @module
  */
 
-import { type FdLike, fdNumberOf, recvOnFd, sendOnFd } from "./transfer.ts";
-import type { OwnedFd } from "./fd.ts";
-import type { UnixSocket } from "./unix_socket.ts";
-import { socketTypeOf } from "./socket_fd.ts";
+import { type FdLike, fdNumberOf } from "../core/checks.ts";
+import { socketTypeOf } from "../core/socket_calls.ts";
+import { recvBlocking, sendBlocking, startSend } from "../core/transfer.ts";
+import { OwnedFd } from "../owned_fd.ts";
+import type { UnixSocket } from "../unix_socket.ts";
 
 const ZERO_BYTE = new Uint8Array(1);
 
-function socketOf(socket: UnixSocket | number): [number, ReturnType<typeof socketTypeOf>] {
-  if (typeof socket === "number") {
-    const fd = fdNumberOf(socket, "socket");
-    return [fd, socketTypeOf(fd, "socket")];
-  }
-  if (typeof socket !== "object" || socket === null || !("type" in socket)) {
+function checkSocket(socket: UnixSocket | number): void {
+  if (typeof socket === "number") return;
+  if (typeof socket !== "object" || socket === null || !("recvSync" in socket)) {
     throw new TypeError(`Argument "socket" must be a UnixSocket or an fd number`);
   }
-  return [socket.fd, socket.type];
 }
 
 /**
@@ -45,9 +42,15 @@ function socketOf(socket: UnixSocket | number): [number, ReturnType<typeof socke
  * ```
  */
 export function sendFd(socket: UnixSocket | number, fd: FdLike): void {
-  const [number, type] = socketOf(socket);
+  checkSocket(socket);
   const fds = [fdNumberOf(fd, "fd")];
-  sendOnFd(number, type, ZERO_BYTE, fds, null);
+  if (typeof socket === "number") {
+    const number = fdNumberOf(socket, "socket");
+    sendBlocking(number, startSend(socketTypeOf(number, "socket"), ZERO_BYTE, fds, null, false));
+  } else {
+    // Through the socket, so that its send order and state hold.
+    socket.sendSync(ZERO_BYTE, { fds });
+  }
 }
 
 /**
@@ -77,8 +80,15 @@ export function sendFd(socket: UnixSocket | number, fd: FdLike): void {
  * ```
  */
 export function recvFd(socket: UnixSocket | number): OwnedFd {
-  const [number, type] = socketOf(socket);
-  const message = recvOnFd(number, type, 1, 1, false);
+  checkSocket(socket);
+  let message;
+  if (typeof socket === "number") {
+    const number = fdNumberOf(socket, "socket");
+    const type = socketTypeOf(number, "socket");
+    message = recvBlocking(number, type, 1, 1, false, (n) => new OwnedFd(n));
+  } else {
+    message = socket.recvSync({ maxBytes: 1, maxFds: 1 });
+  }
   if (message === null) {
     throw new Deno.errors.UnexpectedEof(
       "recvFd() reached end of stream before an fd arrived",

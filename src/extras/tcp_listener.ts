@@ -11,10 +11,11 @@
  * @module
  */
 
-import { libc } from "../ffi/libc.ts";
-import { describeValue, throwErrno } from "./errors.ts";
-import { OwnedFd } from "./fd.ts";
-import { finishNewSocket } from "./socket_fd.ts";
+import { libc } from "../../ffi/libc.ts";
+import { describeValue } from "../core/checks.ts";
+import { check } from "../core/syscall.ts";
+import { createSocket, listenFd, setIntOption } from "../core/socket_calls.ts";
+import { OwnedFd } from "../owned_fd.ts";
 
 /** Options for {@linkcode listenTcp}. */
 export interface TcpListenOptions {
@@ -112,17 +113,12 @@ export function listenTcp(options: TcpListenOptions = {}): TcpListenerFd {
   }
   const { lib, layout } = libc();
   const c = layout.constants;
-  const fd = lib.socket(c.AF_INET, c.SOCK_STREAM | c.SOCK_CLOEXEC, 0);
-  if (fd < 0) throwErrno("socket");
-  const handle = new OwnedFd(fd);
+  const handle = new OwnedFd(createSocket(c.AF_INET, c.SOCK_STREAM, false));
   try {
-    finishNewSocket(handle);
-    const one = new Int32Array([1]);
-    if (lib.setsockopt(fd, c.SOL_SOCKET, c.SO_REUSEADDR, one, one.byteLength) !== 0) {
-      throwErrno("setsockopt");
-    }
+    const fd = handle.fd;
+    setIntOption(fd, c.SOL_SOCKET, c.SO_REUSEADDR, 1);
     // sockaddr_in: the family field is laid out as in sockaddr_un (u16 on
-    // Linux, sin_len + u8 on BSD); the port is big-endian.
+    // Linux, sin_len + u8 on BSD); the port is big-endian (ip(7)).
     const inet = layout.sockaddrIn;
     const sockaddr = new Uint8Array(inet.size);
     const s = layout.sockaddrUn;
@@ -130,12 +126,10 @@ export function listenTcp(options: TcpListenOptions = {}): TcpListenerFd {
     sockaddr[s.familyOffset] = c.AF_INET; // Low byte of a little-endian u16 on Linux.
     new DataView(sockaddr.buffer).setUint16(inet.port, port, false);
     sockaddr.set(address, inet.address);
-    if (lib.bind(fd, sockaddr, inet.size) !== 0) {
-      throwErrno("bind", `${hostname}:${port}`);
-    }
-    if (lib.listen(fd, backlog) !== 0) throwErrno("listen");
+    check(() => lib.bind(fd, sockaddr, inet.size), "bind", `${hostname}:${port}`);
+    listenFd(fd, backlog);
     const length = new Uint32Array([inet.size]);
-    if (lib.getsockname(fd, sockaddr, length) !== 0) throwErrno("getsockname");
+    check(() => lib.getsockname(fd, sockaddr, length), "getsockname");
     const bound = new DataView(sockaddr.buffer).getUint16(inet.port, false);
     return { handle, hostname, port: bound };
   } catch (error) {

@@ -1,12 +1,12 @@
 /**
  * Typed errors: {@linkcode ErrnoError} for failed system calls,
  * {@linkcode ControlTruncatedError} for fd messages that did not arrive whole,
- * and the argument checks shared by the library.
+ * and the `Deno.errors` the library throws for closed resources.
  *
  * @module
  */
 
-import { libc } from "../ffi/libc.ts";
+import { libc } from "../../ffi/libc.ts";
 
 const errnoBrand: unique symbol = Symbol("fdpass.ErrnoError");
 
@@ -265,38 +265,23 @@ export function throwErrno(syscall: string, path?: string): never {
 }
 
 /**
- * Checks that `value` is a usable fd number.
+ * The error for an errno number, as an instance of the matching
+ * `Deno.errors` class where one exists.
  *
- * @param value The value to check.
- * @param name The argument name for the message.
- * @returns The fd number.
+ * @param errno The errno number.
+ * @param syscall The libc function that failed.
+ * @param path The path involved, if any.
+ * @returns The error.
  */
-export function checkFdNumber(value: unknown, name: string): number {
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `Argument "${name}" must be a number or an fd object, received ${describeValue(value)}`,
-    );
-  }
-  if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
-    throw new RangeError(
-      `Argument "${name}" must be a non-negative integer fd number, received ${value}`,
-    );
-  }
-  return value;
+export function errnoError(errno: number, syscall: string, path?: string): ErrnoError {
+  return ErrnoError.from(errno, syscall, path);
 }
 
 /**
- * Describes a value for an error message.
+ * The rejection of an operation whose resource was closed while it waited.
  *
- * @param value Any value.
- * @returns A short description.
+ * @returns A `Deno.errors.BadResource`.
  */
-export function describeValue(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "string") return `"${value}"`;
-  if (typeof value === "object") {
-    return value.constructor?.name ? `an instance of ${value.constructor.name}` : "an object";
-  }
-  if (typeof value === "function") return "a function";
-  return `${typeof value} ${String(value)}`;
+export function closedWhileWaiting(): Error {
+  return new Deno.errors.BadResource("The fd was closed while an operation waited on it");
 }

@@ -1,89 +1,101 @@
 /**
  * Sending and receiving one message with fds on a socket fd number: the
- * argument checks, the stream rules and the retry loops shared by
- * {@linkcode UnixSocket} and the IO::FDPass helpers.
+ * argument checks, the stream rules and the single `sendmsg`/`recvmsg`
+ * steps that the sync and async forms share.
  *
  * @module
  */
 
-import { libc } from "../ffi/libc.ts";
-import { checkFdNumber, describeValue, throwErrno } from "./errors.ts";
+import { libc } from "../../ffi/libc.ts";
+import { describeValue, type FdLike, fdNumberOf } from "./checks.ts";
 import {
   getRecvKit,
   getSendKit,
   type MessageKit,
-  type ParsedMessage,
   parseReceived,
   prepareReceive,
+  type Received,
   writeRights,
 } from "./message.ts";
-import { retryKind, waitSync } from "./sys.ts";
+import { failure, waitSync, WOULD_BLOCK, type WouldBlock } from "./syscall.ts";
 import { encodeAddress, type UnixAddress } from "./address.ts";
-
-/** Something that names an fd: a number, or an object with an `fd` (such as {@linkcode OwnedFd}). */
-export type FdLike = number | { readonly fd: number };
-
-/** The kinds of Unix socket. */
-export type SocketType = "stream" | "seqpacket" | "dgram";
+import type { SocketType } from "./socket_calls.ts";
 
 /** Default receive capacity in bytes. */
 export const DEFAULT_MAX_BYTES = 64 * 1024;
 
 const encoder = new TextEncoder();
-const fdNumbers: number[] = [];
+const NO_FDS: readonly number[] = Object.freeze([]);
+
+// The numbers of the message being collected. Reused while no collection
+// is under way; a collection started from inside another one (an `fd`
+// getter or an iterator that sends) gets an array of its own.
+const scratch: number[] = [];
+let scratchInUse = false;
+
+function tooMany(max: number, count: string): RangeError {
+  return new RangeError(
+    `Option "fds" has ${count} fds, but the kernel accepts at most ${max} in one message (SCM_MAX_FD); split them over several messages`,
+  );
+}
 
 /**
- * Validates the `fds` option and returns their numbers in a shared array.
+ * Validates the `fds` option and returns their numbers. Reentrant, and
+ * bounded: an iterator is read for at most one item more than a message
+ * holds.
  *
  * @param fds The fds to send.
- * @returns The numbers (valid until the next call).
+ * @returns The numbers; use them before any other code runs (the array
+ * may be reused by the next call).
  */
-export function collectFds(fds: Iterable<FdLike> | undefined): number[] {
-  fdNumbers.length = 0;
-  if (fds === undefined) return fdNumbers;
-  if (fds === null || typeof (fds as Iterable<FdLike>)[Symbol.iterator] !== "function") {
+export function collectFds(fds: Iterable<FdLike> | undefined): readonly number[] {
+  if (fds === undefined) return NO_FDS;
+  if (
+    fds === null || typeof fds !== "object" ||
+    typeof (fds as Iterable<FdLike>)[Symbol.iterator] !== "function"
+  ) {
     throw new TypeError(
       `Option "fds" must be an array of fds, received ${describeValue(fds)}`,
     );
   }
   const max = libc().layout.maxFdsPerMessage;
-  let i = 0;
-  for (const item of fds) {
-    if (i === max) {
-      // Count them all; a one-shot iterator (a generator) resumes past `item`.
-      const oneShot = (fds[Symbol.iterator]() as unknown) === fds;
-      const count = (oneShot ? i + 1 : 0) + [...fds].length;
-      fdNumbers.length = 0;
-      throw new RangeError(
-        `Option "fds" has ${count} fds, but the kernel accepts at most ${max} in one message (SCM_MAX_FD); split them over several messages`,
-      );
-    }
-    fdNumbers.push(fdNumberOf(item, `fds[${i}]`));
-    i++;
+  const own = !scratchInUse;
+  const out = own ? scratch : [];
+  if (own) {
+    scratchInUse = true;
+    scratch.length = 0;
   }
-  return fdNumbers;
+  try {
+    if (Array.isArray(fds)) {
+      if (fds.length > max) throw tooMany(max, String(fds.length));
+      for (let i = 0; i < fds.length; i++) out.push(fdAt(fds[i], i));
+    } else {
+      let i = 0;
+      for (const item of fds) {
+        if (i === max) throw tooMany(max, "more than");
+        out.push(fdAt(item, i));
+        i++;
+      }
+    }
+  } catch (error) {
+    if (own) scratch.length = 0;
+    throw error;
+  } finally {
+    if (own) scratchInUse = false;
+  }
+  return out;
 }
 
-/**
- * The fd number of an {@linkcode FdLike}.
- *
- * @param item A number or an object with an `fd`.
- * @param name The argument name for errors.
- * @returns The number.
- */
-export function fdNumberOf(item: FdLike, name: string): number {
-  if (typeof item === "number") return checkFdNumber(item, name);
-  if (typeof item === "object" && item !== null && "fd" in item) {
-    if ((item as { closed?: unknown }).closed === true) {
-      throw new TypeError(`Argument "${name}" is closed`);
-    }
-    return checkFdNumber(item.fd, name);
+function fdAt(item: FdLike, i: number): number {
+  // The common cases without building the argument name.
+  if (typeof item === "number" && Number.isInteger(item) && item >= 0 && item <= 0x7fffffff) {
+    return item;
   }
-  throw new TypeError(
-    `Argument "${name}" must be an fd number or an object with an fd, received ${
-      describeValue(item)
-    }`,
-  );
+  if (typeof item === "object" && item !== null && (item as { closed?: unknown }).closed !== true) {
+    const fd = (item as { fd?: unknown }).fd;
+    if (typeof fd === "number" && Number.isInteger(fd) && fd >= 0 && fd <= 0x7fffffff) return fd;
+  }
+  return fdNumberOf(item, `fds[${i}]`);
 }
 
 /**
@@ -106,6 +118,8 @@ export interface Outgoing {
   type: SocketType;
   /** The bytes, or `null` when they were encoded straight into the send kit. */
   bytes: Uint8Array | null;
+  /** Whether `bytes` belongs to the message (encoded or copied), not to the caller. */
+  ownsBytes: boolean;
   /** Total bytes. */
   length: number;
   /** The fd numbers, sent with the first chunk. */
@@ -127,8 +141,9 @@ const MAX_MESSAGE_BYTES = 0x7fffffff;
  * @param data The bytes or text.
  * @param fds The fds (validated by {@linkcode collectFds}).
  * @param address The destination of a datagram, or `null`.
- * @param keep `true` when the message outlives this call (async sends):
- * then a string is encoded into its own bytes, not into the shared kit.
+ * @param keep `true` when the message may outlive this call (async sends):
+ * then a string is encoded into its own bytes, not into the shared kit,
+ * and a new record is made.
  * @returns The outgoing message.
  */
 export function startSend(
@@ -140,11 +155,13 @@ export function startSend(
 ): Outgoing {
   let bytes: Uint8Array | null;
   let length: number;
+  let ownsBytes = false;
   if (!keep && typeof data === "string" && data.length * 3 <= getSendKit().data.byteLength) {
     // Encode straight into the kit: no intermediate allocation.
     length = encoder.encodeInto(data, getSendKit().data).written;
     bytes = null;
   } else {
+    ownsBytes = typeof data === "string";
     bytes = dataBytes(data);
     length = bytes.byteLength;
   }
@@ -158,14 +175,16 @@ export function startSend(
       `Argument "data" must not be empty when sending fds on a stream socket: the kernel drops fds sent with no data byte`,
     );
   }
+  if (address !== null) encodeAddress(address, getSendKit().name(), "address");
   // An empty stream write sends nothing and needs no call.
   const done = type === "stream" && length === 0;
-  if (keep) return { type, bytes, length, fds, address, sent: 0, done };
+  if (keep) return { type, bytes, ownsBytes, length, fds, address, sent: 0, done };
   // A synchronous send finishes before anything else can start one: reuse
   // one record instead of allocating per message.
   const out = syncOutgoing;
   out.type = type;
   out.bytes = bytes;
+  out.ownsBytes = ownsBytes;
   out.length = length;
   out.fds = fds;
   out.address = address;
@@ -177,8 +196,9 @@ export function startSend(
 const syncOutgoing: Outgoing = {
   type: "stream",
   bytes: null,
+  ownsBytes: false,
   length: 0,
-  fds: [],
+  fds: NO_FDS,
   address: null,
   sent: 0,
   done: true,
@@ -195,6 +215,19 @@ function copyInto(target: Uint8Array, source: Uint8Array, start: number, count: 
   } else {
     target.set(source.subarray(start, start + count));
   }
+}
+
+/**
+ * Makes the message independent of the caller: its own copy of the bytes
+ * (a resizable buffer shrunk later, or a reused one, cannot change what is
+ * sent). Called before a send waits.
+ *
+ * @param out The message.
+ */
+export function ownBytes(out: Outgoing): void {
+  if (out.ownsBytes || out.bytes === null) return;
+  out.bytes = out.bytes.slice(0, out.length);
+  out.ownsBytes = true;
 }
 
 /**
@@ -237,34 +270,23 @@ export function sendStep(fd: number, out: Outgoing, flags: number): boolean {
       if (out.type !== "stream") out.sent = n;
       return true;
     }
-    const retry = retryKind();
-    if (retry === "wait") return false;
-    if (retry === "no") throwErrno("sendmsg");
+    if (failure("sendmsg") === WOULD_BLOCK) return false;
   }
 }
 
 /**
- * Sends `data` with `fds` on a socket, blocking until done.
+ * Sends `out` on a socket, blocking until done (waiting with `poll` on a
+ * nonblocking socket).
  *
  * On a stream, a send that the kernel cuts short is continued until every
  * byte is out; the fds travel with the first chunk. On seqpacket and dgram
  * sockets the message is sent whole or not at all.
  *
  * @param fd The socket.
- * @param type The socket type.
- * @param data The bytes or text.
- * @param fds The fds (validated by {@linkcode collectFds}).
- * @param address The destination of a datagram, or `null`.
+ * @param out The message from {@linkcode startSend}.
  * @returns The number of bytes sent.
  */
-export function sendOnFd(
-  fd: number,
-  type: SocketType,
-  data: Uint8Array | string,
-  fds: readonly number[],
-  address: UnixAddress | null,
-): number {
-  const out = startSend(type, data, fds, address, false);
+export function sendBlocking(fd: number, out: Outgoing): number {
   while (!out.done) {
     if (!sendStep(fd, out, 0)) waitSync(fd, libc().layout.constants.POLLOUT);
   }
@@ -282,7 +304,7 @@ export interface ReceiveOptions {
   maxBytes?: number;
   /**
    * Most fds to accept. When more arrive, all of them are closed and a
-   * {@linkcode ControlTruncatedError} is thrown (carrying the data).
+   * `ControlTruncatedError` is thrown (carrying the data).
    *
    * @default {253}
    */
@@ -300,6 +322,11 @@ export function receiveLimits(
   options: ReceiveOptions | undefined,
   type: SocketType,
 ): [number, number] {
+  if (options !== undefined && (typeof options !== "object" || options === null)) {
+    throw new TypeError(
+      `Argument "options" must be an object, received ${describeValue(options)}`,
+    );
+  }
   const maxBytes = options?.maxBytes ?? DEFAULT_MAX_BYTES;
   const maxFds = options?.maxFds ?? libc().layout.maxFdsPerMessage;
   if (
@@ -321,33 +348,6 @@ export function receiveLimits(
 }
 
 /**
- * Receives one message, blocking until one is there.
- *
- * @param fd The socket.
- * @param type The socket type.
- * @param maxBytes Data capacity.
- * @param maxFds Most fds accepted.
- * @param wantAddress Whether to decode the sender's address.
- * @returns The message, or `null` at end of stream.
- */
-export function recvOnFd(
-  fd: number,
-  type: SocketType,
-  maxBytes: number,
-  maxFds: number,
-  wantAddress: boolean,
-): ParsedMessage | null {
-  for (;;) {
-    const message = recvStep(fd, type, maxBytes, maxFds, wantAddress, 0);
-    if (message !== WOULD_BLOCK) return message;
-    waitSync(fd, libc().layout.constants.POLLIN);
-  }
-}
-
-/** What {@linkcode recvStep} returns when the call would block. */
-export const WOULD_BLOCK: unique symbol = Symbol("would block");
-
-/**
  * Makes one `recvmsg` call (`EINTR` retried).
  *
  * @param fd The socket.
@@ -356,47 +356,70 @@ export const WOULD_BLOCK: unique symbol = Symbol("would block");
  * @param maxFds Most fds accepted.
  * @param wantAddress Whether to decode the sender's address.
  * @param flags Extra flags (`MSG_DONTWAIT` for async receives).
+ * @param adopt Wraps each received fd number.
  * @returns The message, `null` at end of stream, or {@linkcode WOULD_BLOCK}.
  */
-export function recvStep(
+export function recvStep<F>(
   fd: number,
   type: SocketType,
   maxBytes: number,
   maxFds: number,
   wantAddress: boolean,
   flags: number,
-): ParsedMessage | null | typeof WOULD_BLOCK {
+  adopt: (fd: number) => F,
+): Received<F> | null | WouldBlock {
   const { lib, layout } = libc();
   const kit = getRecvKit();
   for (;;) {
     prepareReceive(kit, maxBytes, wantAddress);
     const n = lib.recvmsg(fd, kit.header, layout.constants.MSG_CMSG_CLOEXEC | flags);
-    if (n >= 0) return finishReceive(kit, n, type, maxFds, wantAddress);
-    const retry = retryKind();
-    if (retry === "wait") return WOULD_BLOCK;
-    if (retry === "no") throwErrno("recvmsg");
+    if (n >= 0) return finishReceive(kit, n, type, maxFds, wantAddress, adopt);
+    if (failure("recvmsg") === WOULD_BLOCK) return WOULD_BLOCK;
+  }
+}
+
+/**
+ * Receives one message, blocking until one is there (waiting with `poll`
+ * on a nonblocking socket).
+ *
+ * @param fd The socket.
+ * @param type The socket type.
+ * @param maxBytes Data capacity.
+ * @param maxFds Most fds accepted.
+ * @param wantAddress Whether to decode the sender's address.
+ * @param adopt Wraps each received fd number.
+ * @returns The message, or `null` at end of stream.
+ */
+export function recvBlocking<F>(
+  fd: number,
+  type: SocketType,
+  maxBytes: number,
+  maxFds: number,
+  wantAddress: boolean,
+  adopt: (fd: number) => F,
+): Received<F> | null {
+  for (;;) {
+    const message = recvStep(fd, type, maxBytes, maxFds, wantAddress, 0, adopt);
+    if (message !== WOULD_BLOCK) return message;
+    waitSync(fd, libc().layout.constants.POLLIN);
   }
 }
 
 /**
  * Parses a successful `recvmsg` and applies the end-of-stream rule: 0 bytes
- * is the end on a stream, and 0 bytes with no fds on a seqpacket socket.
- *
- * @param kit The receive kit.
- * @param n The byte count.
- * @param type The socket type.
- * @param maxFds Most fds accepted.
- * @param wantAddress Whether to decode the sender's address.
- * @returns The message, or `null` at end of stream.
+ * is the end on a stream, and 0 bytes with no fds on a seqpacket socket
+ * unless the kernel says a longer record was cut (`MSG_TRUNC`, as with
+ * `maxBytes: 0`).
  */
-export function finishReceive(
+function finishReceive<F>(
   kit: MessageKit,
   n: number,
   type: SocketType,
   maxFds: number,
   wantAddress: boolean,
-): ParsedMessage | null {
-  const message = parseReceived(kit, n, maxFds, wantAddress);
-  if (n === 0 && type !== "dgram" && message.fds.length === 0) return null;
+  adopt: (fd: number) => F,
+): Received<F> | null {
+  const message = parseReceived(kit, n, maxFds, wantAddress, adopt);
+  if (n === 0 && type !== "dgram" && message.fds.length === 0 && !message.truncated) return null;
   return message;
 }

@@ -6,10 +6,13 @@
  * @module
  */
 
-import { libc } from "../ffi/libc.ts";
-import { throwErrno } from "./errors.ts";
+import { libc } from "../../ffi/libc.ts";
+import { check } from "./syscall.ts";
 
-/** Who is on the other end of a Unix socket, as the kernel recorded it. */
+/**
+ * Who is on the other end of a Unix socket, as the kernel recorded it at
+ * `connect`/`socketpair` time, or who sent one message (`SCM_CREDENTIALS`).
+ */
 export interface PeerCredentials {
   /** The peer's process id at `connect`/`socketpair` time (-1 where unknown). */
   readonly pid: number;
@@ -26,9 +29,7 @@ const lengthBuffer = new Uint32Array(1);
 function getsockopt(fd: number, level: number, option: number, size: number): void {
   lengthBuffer[0] = size;
   buffer.fill(0);
-  if (libc().lib.getsockopt(fd, level, option, buffer, lengthBuffer) !== 0) {
-    throwErrno("getsockopt");
-  }
+  check(() => libc().lib.getsockopt(fd, level, option, buffer, lengthBuffer), "getsockopt");
 }
 
 /**
@@ -54,3 +55,6 @@ export function peerCredentialsOf(fd: number): PeerCredentials {
   }
   return { pid, uid, gid };
 }
+
+/** The sender of one message (`SCM_CREDENTIALS`, Linux): the same fields as {@linkcode PeerCredentials}. */
+export type MessageCredentials = PeerCredentials;

@@ -6,12 +6,14 @@
  * the data in a second one. Both have off-heap backing stores, so the
  * addresses written into the header stay valid for as long as the kit lives
  * (a small `new Uint8Array(n)` lives in the V8 heap and moves on GC). The
- * kits are shared per isolate: every call that uses them is synchronous.
+ * kits are shared per isolate: every call that uses them is synchronous,
+ * and nothing handed to a caller is a view into them.
  *
  * @module
  */
 
-import { libc } from "../ffi/libc.ts";
+import { libc } from "../../ffi/libc.ts";
+import type { Layout } from "../../ffi/layout.ts";
 import {
   cmsgAlign,
   cmsgDataOffset,
@@ -19,10 +21,10 @@ import {
   cmsgSpace,
   FD_SIZE,
   receiveControlCapacity,
-} from "../ffi/layout.ts";
+} from "../../ffi/cmsg.ts";
 import { ControlTruncatedError } from "./errors.ts";
-import { OwnedFd } from "./fd.ts";
 import { decodeAddress, SOCKADDR_CAPACITY, type SocketAddress } from "./address.ts";
+import type { MessageCredentials } from "./credentials.ts";
 
 /** Default data capacity of a kit; grows on demand. */
 const INITIAL_DATA_CAPACITY = 64 * 1024;
@@ -145,7 +147,7 @@ export class MessageKit {
   controlLength(): number {
     // A 64-bit msg_controllen never exceeds our buffer, and every supported
     // target is little-endian: its low half is the value (the kernel and
-    // musl leave the high half 0, abi.md section 1). No BigInt needed.
+    // musl leave the high half 0, docs/abi.md). No BigInt needed.
     const m = libc().layout.msghdr;
     const low = this.view.getUint32(m.controllen, true);
     if (m.controllenSize === 8 && this.view.getUint32(m.controllen + 4, true) !== 0) {
@@ -174,7 +176,7 @@ export class MessageKit {
   }
 
   #setWord(offset: number, size: 4 | 8, value: number): void {
-    // Writing 8 bytes also zeroes musl's pad word (abi.md section 1).
+    // Writing 8 bytes also zeroes musl's pad word (docs/abi.md).
     if (size === 8) this.view.setBigUint64(offset, BigInt(value), true);
     else this.view.setUint32(offset, value, true);
   }
@@ -204,8 +206,9 @@ export function getRecvKit(): MessageKit {
  * buffer and sets `msg_controllen`, or sets it to 0 for no fds.
  *
  * `msg_controllen` is exactly `CMSG_SPACE(n * 4)`: 16 or more zero bytes of
- * slack give EINVAL on Linux, and macOS wants `cmsg_len == msg_controllen`
- * (abi.md sections 8.7 and 9), which CMSG_SPACE equals there for ints.
+ * slack give EINVAL on Linux (`__scm_send` in net/core/scm.c), and macOS
+ * wants `cmsg_len == msg_controllen` (docs/abi.md), which `CMSG_SPACE`
+ * equals there for ints.
  *
  * @param kit The send kit.
  * @param fds The fd numbers, already validated.
@@ -240,53 +243,112 @@ export function writeRights(kit: MessageKit, fds: readonly number[]): void {
   else view.setUint32(m.controllen, kit.rightsSpace, true);
 }
 
-/** Credentials carried by an `SCM_CREDENTIALS` message (Linux). */
-export interface MessageCredentials {
-  /** The sender's pid. */
-  readonly pid: number;
-  /** The sender's uid. */
-  readonly uid: number;
-  /** The sender's gid. */
-  readonly gid: number;
-}
-
 /** What one `recvmsg` delivered, after the control data was parsed. */
-export interface ParsedMessage {
-  /** The data bytes (a copy, owned by the caller). */
+export interface Received<F> {
+  /** The data bytes, in a buffer of their own (never shared with another message). */
   data: Uint8Array;
   /** The received fds, close-on-exec and owned by the caller. */
-  fds: OwnedFd[];
-  /** Set when the datagram or record was longer than the buffer (`MSG_TRUNC`). */
+  fds: F[];
+  /**
+   * Whether a datagram or record was cut to `maxBytes` (`MSG_TRUNC`); the
+   * rest of it is lost. Always `false` on a stream.
+   */
   truncated: boolean;
-  /** `SCM_CREDENTIALS`, when the socket has `SO_PASSCRED` set. */
+  /** The sender's `SCM_CREDENTIALS`, when the socket has `SO_PASSCRED` on (Linux). */
   credentials: MessageCredentials | null;
   /** The sender's address; present only when asked for. */
   address?: SocketAddress;
 }
 
-const received: number[] = [];
+/** What {@linkcode walkControl} found in a control buffer. */
+export interface ControlContents {
+  /** The fd numbers of every `SCM_RIGHTS` message, in order. */
+  readonly fds: number[];
+  /** `SCM_CREDENTIALS`, or `null`. */
+  credentials: MessageCredentials | null;
+}
 
-// Allocating an ArrayBuffer costs about 300 ns in Deno 2.9 (measured),
-// more than a whole FFI call: small messages are copied into slices of a
-// shared pool instead, as Node's Buffer pool does. A returned `data` may
-// therefore share its `buffer` with other messages (non-zero byteOffset).
-const POOL_SIZE = 64 * 1024;
-const POOLED_MAX = 4 * 1024;
-let pool = new Uint8Array(0);
-let poolUsed = 0;
-
-function copyOut(source: Uint8Array, count: number): Uint8Array {
-  if (count > POOLED_MAX) return source.slice(0, count);
-  if (poolUsed + count > pool.byteLength) {
-    pool = new Uint8Array(new ArrayBuffer(POOL_SIZE));
-    poolUsed = 0;
+/**
+ * Walks every cmsg in a control buffer (`CMSG_FIRSTHDR`/`CMSG_NXTHDR`,
+ * cmsg(3)) and collects the fds of every `SCM_RIGHTS` message and the
+ * `SCM_CREDENTIALS` struct. Linux may deliver `SCM_CREDENTIALS` before
+ * `SCM_RIGHTS`, and other stacks split rights over several cmsgs. A header
+ * whose length is impossible ends the walk. Pure: it reads only `view`.
+ *
+ * @param layout The platform layout.
+ * @param view The memory holding the control buffer.
+ * @param base Offset of the control buffer in `view`.
+ * @param length `msg_controllen` (at most the buffer's size).
+ * @param into Where to collect; its `fds` array is appended to.
+ * @returns `into`.
+ */
+export function walkControl(
+  layout: Layout,
+  view: DataView,
+  base: number,
+  length: number,
+  into: ControlContents,
+): ControlContents {
+  const c = layout.constants;
+  const h = layout.cmsghdr;
+  const dataOffset = cmsgDataOffset(layout);
+  let offset = 0;
+  while (offset + h.size <= length) {
+    // cmsg_len: the low half of a 64-bit field (little-endian); a high half
+    // that is not 0 means a corrupt header, which ends the walk.
+    const len = h.lenSize === 8 && view.getUint32(base + offset + h.len + 4, true) !== 0
+      ? 0
+      : view.getUint32(base + offset + h.len, true);
+    if (len < h.size || offset + len > length) break;
+    const level = view.getInt32(base + offset + h.level, true);
+    const type = view.getInt32(base + offset + h.type, true);
+    if (level === c.SOL_SOCKET && type === c.SCM_RIGHTS) {
+      // Whole ints only; CMSG_DATA may be unaligned for int on some ABIs,
+      // which DataView reads handle.
+      const n = Math.floor((len - dataOffset) / FD_SIZE);
+      for (let i = 0; i < n; i++) {
+        into.fds.push(view.getInt32(base + offset + dataOffset + i * FD_SIZE, true));
+      }
+    } else if (
+      layout.features.passCredentials && level === c.SOL_SOCKET &&
+      type === c.SCM_CREDENTIALS && len - dataOffset >= layout.ucredSize
+    ) {
+      const at = base + offset + dataOffset;
+      // SCM_CREDENTIALS carries a struct ucred, the struct SO_PEERCRED
+      // returns on Linux (unix(7)).
+      into.credentials = {
+        pid: view.getInt32(at + layout.peerCredentials.pidOffset, true),
+        uid: view.getUint32(at + layout.peerCredentials.uidOffset, true),
+        gid: view.getUint32(at + layout.peerCredentials.gidOffset, true),
+      };
+    }
+    offset += cmsgAlign(layout, len);
   }
-  const start = poolUsed;
-  // Keep views 8-byte aligned so callers can lay typed arrays over them.
-  poolUsed = (start + count + 7) & ~7;
-  const view = pool.subarray(start, start + count);
-  for (let i = 0; i < count; i++) view[i] = source[i]!;
-  return view;
+  return into;
+}
+
+const found: ControlContents = { fds: [], credentials: null };
+
+/** Below this many bytes a plain loop copies faster than `set(subarray())`. */
+const LOOP_COPY_MAX = 64;
+
+/**
+ * Copies `count` bytes of `source` into a new buffer of their own.
+ *
+ * @param source The kit's data.
+ * @param count How many bytes.
+ * @returns The copy.
+ */
+function copyOut(source: Uint8Array, count: number): Uint8Array {
+  // A typed array this small lives in the V8 heap: cheaper than a backing
+  // store, and still a buffer of its own.
+  const data = new Uint8Array(count);
+  if (count <= LOOP_COPY_MAX) {
+    for (let i = 0; i < count; i++) data[i] = source[i]!;
+  } else {
+    data.set(source.subarray(0, count));
+  }
+  return data;
 }
 
 /**
@@ -298,58 +360,25 @@ function copyOut(source: Uint8Array, count: number): Uint8Array {
  * @param count The byte count `recvmsg` returned.
  * @param maxFds The most fds the caller accepts.
  * @param wantAddress Whether to decode `msg_name`.
+ * @param adopt Wraps each received fd number in the caller's owner type.
  * @returns The message.
  */
-export function parseReceived(
+export function parseReceived<F>(
   kit: MessageKit,
   count: number,
   maxFds: number,
   wantAddress: boolean,
-): ParsedMessage {
+  adopt: (fd: number) => F,
+): Received<F> {
   const { lib, layout, fcntl } = libc();
   const c = layout.constants;
-  const h = layout.cmsghdr;
   const flags = kit.takeFlags();
   const controlLength = Math.min(kit.controlLength(), kit.controlCapacity);
-  const view = kit.view;
-  const base = kit.controlOffset;
-  const dataOffset = cmsgDataOffset(layout);
-  let credentials: MessageCredentials | null = null;
-  received.length = 0;
-  // Walk every cmsg (CMSG_FIRSTHDR / CMSG_NXTHDR): Linux may deliver
-  // SCM_CREDENTIALS before SCM_RIGHTS, and other stacks split rights.
-  let offset = 0;
-  while (offset + h.size <= controlLength) {
-    // cmsg_len: read the low half of a 64-bit field (little-endian); a high
-    // half that is not 0 means a corrupt header, which ends the walk.
-    const len = h.lenSize === 8 && view.getUint32(base + offset + h.len + 4, true) !== 0
-      ? 0
-      : view.getUint32(base + offset + h.len, true);
-    if (len < h.size || offset + len > controlLength) break;
-    const level = view.getInt32(base + offset + h.level, true);
-    const type = view.getInt32(base + offset + h.type, true);
-    if (level === c.SOL_SOCKET && type === c.SCM_RIGHTS) {
-      // Whole ints only; CMSG_DATA may be unaligned for int on some ABIs,
-      // which DataView reads handle (the portable memmove of CMSG_DATA).
-      const n = Math.floor((len - dataOffset) / FD_SIZE);
-      for (let i = 0; i < n; i++) {
-        received.push(view.getInt32(base + offset + dataOffset + i * FD_SIZE, true));
-      }
-    } else if (
-      level === c.SOL_SOCKET && type === c.SCM_CREDENTIALS &&
-      c.SCM_CREDENTIALS !== 0 && len - dataOffset >= layout.ucredSize
-    ) {
-      const at = base + offset + dataOffset;
-      credentials = {
-        // SCM_CREDENTIALS carries a struct ucred, the same struct as
-        // SO_PEERCRED on Linux.
-        pid: view.getInt32(at + layout.peerCredentials.pidOffset, true),
-        uid: view.getUint32(at + layout.peerCredentials.uidOffset, true),
-        gid: view.getUint32(at + layout.peerCredentials.gidOffset, true),
-      };
-    }
-    offset += cmsgAlign(layout, len);
-  }
+  found.fds.length = 0;
+  found.credentials = null;
+  if (controlLength > 0) walkControl(layout, kit.view, kit.controlOffset, controlLength, found);
+  const received = found.fds;
+  const credentials = found.credentials;
   const data = copyOut(kit.data, count);
   const truncatedControl = (flags & c.MSG_CTRUNC) !== 0;
   if (truncatedControl || received.length > maxFds) {
@@ -368,18 +397,16 @@ export function parseReceived(
       truncatedControl ? "kernel" : "max-fds",
     );
   }
-  const fds: OwnedFd[] = new Array(received.length);
+  const fds: F[] = new Array(received.length);
   for (let i = 0; i < received.length; i++) {
     const fd = received[i]!;
     // No MSG_CMSG_CLOEXEC (macOS): set it now. This races with a concurrent
     // fork+exec in another thread, as in every library on macOS.
-    if (c.MSG_CMSG_CLOEXEC === 0) fcntl(fd, c.F_SETFD, c.FD_CLOEXEC);
-    fds[i] = new OwnedFd(fd);
+    if (!layout.features.msgCmsgCloexec) fcntl(fd, c.F_SETFD, c.FD_CLOEXEC);
+    fds[i] = adopt(fd);
   }
   received.length = 0;
-  // The object is returned to the caller as it is: one allocation fewer
-  // per message than copying it into a public shape.
-  const message: ParsedMessage = {
+  const message: Received<F> = {
     data,
     fds,
     truncated: (flags & c.MSG_TRUNC) !== 0,

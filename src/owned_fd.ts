@@ -7,110 +7,31 @@
  */
 
 import { libc } from "../ffi/libc.ts";
-import { checkFdNumber, throwErrno } from "./errors.ts";
-import { cString, pathString, retryKind, waitSync } from "./sys.ts";
-import { fdToFsFile, fdToNetSocket } from "./convert.ts";
-import type { Socket } from "node:net";
-import { existingPoller } from "./poller.ts";
-import { readAsync, writeAsync } from "./async_ops.ts";
-import { readableFromFd, writableFromFd } from "./streams.ts";
+import { checkFdNumber, checkSignal, cString, describeValue, pathString } from "./core/checks.ts";
+import { closedWhileWaiting } from "./core/errors.ts";
+import {
+  closeFd,
+  dupFd,
+  type FdKind,
+  type FdStat,
+  getCloseOnExec,
+  getNonblocking,
+  openPath,
+  pipeFds,
+  readStep,
+  setCloseOnExec,
+  setNonblocking,
+  statFd,
+  writeStep,
+} from "./core/fd_ops.ts";
+import { waitSync, WOULD_BLOCK } from "./core/syscall.ts";
+import { readAsync, writeAsync } from "./async/drivers.ts";
+import { existingPoller } from "./async/poller.ts";
+import { readableFrom, writableTo } from "./adapters/streams.ts";
+import { toFsFile, toNetSocket } from "./adapters/handoff.ts";
+import type { Socket } from "./adapters/handoff.ts";
 
-function closedWhileWaiting(): Error {
-  return new Deno.errors.BadResource("The fd was closed while an operation waited on it");
-}
-
-/** What an fd refers to, from `fstat`. */
-export type FdKind =
-  | "file"
-  | "directory"
-  | "socket"
-  | "pipe"
-  | "character"
-  | "block"
-  | "symlink"
-  | "unknown";
-
-/** What `fstat` says about an fd. */
-export interface FdStat {
-  /** What the fd refers to. */
-  readonly kind: FdKind;
-  /** `st_mode`: type and permission bits. */
-  readonly mode: number;
-  /** `st_size` in bytes (meaningful for regular files). */
-  readonly size: number;
-  /** `st_dev`. */
-  readonly dev: bigint;
-  /** `st_ino`. */
-  readonly ino: bigint;
-}
-
-const statBuffer = new Uint8Array(256);
-const statView = new DataView(statBuffer.buffer);
-
-/**
- * Reads the `struct stat` that was just written to the shared stat buffer.
- *
- * @returns The fields fdpass uses.
- */
-export function readStatBuffer(): FdStat {
-  const { layout } = libc();
-  const s = layout.stat;
-  const c = layout.constants;
-  const mode = s.modeSize === 4
-    ? statView.getUint32(s.mode, true)
-    : statView.getUint16(s.mode, true);
-  const dev = s.devSize === 8
-    ? statView.getBigUint64(s.dev, true)
-    : BigInt(statView.getUint32(s.dev, true));
-  let kind: FdKind;
-  switch (mode & c.S_IFMT) {
-    case c.S_IFREG:
-      kind = "file";
-      break;
-    case c.S_IFDIR:
-      kind = "directory";
-      break;
-    case c.S_IFSOCK:
-      kind = "socket";
-      break;
-    case c.S_IFIFO:
-      kind = "pipe";
-      break;
-    case c.S_IFCHR:
-      kind = "character";
-      break;
-    case c.S_IFBLK:
-      kind = "block";
-      break;
-    case c.S_IFLNK:
-      kind = "symlink";
-      break;
-    default:
-      kind = "unknown";
-  }
-  return {
-    kind,
-    mode,
-    size: Number(statView.getBigInt64(s.fileSize, true)),
-    dev,
-    ino: statView.getBigUint64(s.ino, true),
-  };
-}
-
-/**
- * `lstat(path)` into the shared stat buffer.
- *
- * @param path The path.
- * @returns The stat, or `null` when the path does not exist.
- */
-export function lstatPath(path: string): FdStat | null {
-  const { lib, layout, errno } = libc();
-  if (lib.lstat(cString(path, "path"), statBuffer) === 0) {
-    return readStatBuffer();
-  }
-  if (errno[0] === layout.errno.ENOENT) return null;
-  throwErrno("lstat", path);
-}
+export type { FdKind, FdStat };
 
 /**
  * The operations every holder of an fd number may perform. See
@@ -156,9 +77,7 @@ export abstract class Descriptor {
    * ```
    */
   stat(): FdStat {
-    const fd = this.fd;
-    if (libc().lib.fstat(fd, statBuffer) !== 0) throwErrno("fstat");
-    return readStatBuffer();
+    return statFd(this.fd);
   }
 
   /**
@@ -177,18 +96,11 @@ export abstract class Descriptor {
    * ```
    */
   get closeOnExec(): boolean {
-    const { layout } = libc();
-    return (this.#fcntl(layout.constants.F_GETFD, 0) &
-      layout.constants.FD_CLOEXEC) !== 0;
+    return getCloseOnExec(this.fd);
   }
 
   set closeOnExec(value: boolean) {
-    const c = libc().layout.constants;
-    const flags = this.#fcntl(c.F_GETFD, 0);
-    this.#fcntl(
-      c.F_SETFD,
-      value ? flags | c.FD_CLOEXEC : flags & ~c.FD_CLOEXEC,
-    );
+    setCloseOnExec(this.fd, value);
   }
 
   /**
@@ -209,18 +121,15 @@ export abstract class Descriptor {
    * ```
    */
   get nonblocking(): boolean {
-    const c = libc().layout.constants;
-    return (this.#fcntl(c.F_GETFL, 0) & c.O_NONBLOCK) !== 0;
+    return getNonblocking(this.fd);
   }
 
   set nonblocking(value: boolean) {
-    const c = libc().layout.constants;
-    const flags = this.#fcntl(c.F_GETFL, 0);
-    this.#fcntl(
-      c.F_SETFL,
-      value ? flags | c.O_NONBLOCK : flags & ~c.O_NONBLOCK,
-    );
+    setNonblocking(this.fd, value);
   }
+
+  /** Whether the fd was closed or released (always `false` for a borrowed fd). */
+  abstract get closed(): boolean;
 
   /**
    * Reads into `buffer`, blocking until some bytes are there (also in
@@ -249,14 +158,10 @@ export abstract class Descriptor {
     }
     const fd = this.fd;
     if (buffer.byteLength === 0) return 0;
-    const { lib, layout } = libc();
     for (;;) {
-      const n = Number(lib.read(fd, buffer, BigInt(buffer.byteLength)));
-      if (n > 0) return n;
-      if (n === 0) return null;
-      const retry = retryKind();
-      if (retry === "wait") waitSync(fd, layout.constants.POLLIN);
-      else if (retry === "no") throwErrno("read");
+      const n = readStep(fd, buffer);
+      if (n !== WOULD_BLOCK) return n === 0 ? null : n;
+      waitSync(fd, libc().layout.constants.POLLIN);
     }
   }
 
@@ -284,13 +189,10 @@ export abstract class Descriptor {
     }
     const fd = this.fd;
     if (data.byteLength === 0) return 0;
-    const { lib, layout } = libc();
     for (;;) {
-      const n = Number(lib.write(fd, data, BigInt(data.byteLength)));
-      if (n >= 0) return n;
-      const retry = retryKind();
-      if (retry === "wait") waitSync(fd, layout.constants.POLLOUT);
-      else if (retry === "no") throwErrno("write");
+      const n = writeStep(fd, data);
+      if (n !== WOULD_BLOCK) return n;
+      waitSync(fd, libc().layout.constants.POLLOUT);
     }
   }
 
@@ -339,7 +241,10 @@ export abstract class Descriptor {
       if (!(buffer instanceof Uint8Array)) {
         throw new TypeError(`Argument "buffer" must be a Uint8Array`);
       }
-      return readAsync(this.fd, buffer, options?.signal);
+      const signal = checkSignal(options?.signal);
+      this.fd;
+      // The operation holds this object, not its number, until it settles.
+      return readAsync(this, buffer, signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -368,7 +273,9 @@ export abstract class Descriptor {
       if (!(data instanceof Uint8Array)) {
         throw new TypeError(`Argument "data" must be a Uint8Array`);
       }
-      return writeAsync(this.fd, data, options?.signal);
+      const signal = checkSignal(options?.signal);
+      this.fd;
+      return writeAsync(this, data, signal);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -390,20 +297,16 @@ export abstract class Descriptor {
    * ```
    */
   dup(): OwnedFd {
-    const c = libc().layout.constants;
-    return new OwnedFd(this.#fcntl(c.F_DUPFD_CLOEXEC, 0));
-  }
-
-  #fcntl(cmd: number, arg: number): number {
-    const rc = libc().fcntl(this.fd, cmd, arg);
-    if (rc < 0) throwErrno("fcntl");
-    return rc;
+    return new OwnedFd(dupFd(this.fd));
   }
 }
 
 // Closes fds whose owner was garbage-collected without close(). The
-// backstop is there for bugs; owners should close explicitly.
+// backstop is there for bugs; owners should close explicitly. An owner with
+// a pending operation is held by that operation (src/async/handle.ts), so
+// it is never collected while the operation waits.
 const registry = new FinalizationRegistry<number>((fd) => {
+  existingPoller()?.forget(fd, closedWhileWaiting);
   libc().lib.close(fd);
 });
 
@@ -516,12 +419,7 @@ export class OwnedFd extends Descriptor {
     // Reject async operations still waiting on this fd, and take it out of
     // the poller before the number can be reused.
     existingPoller()?.forget(fd, closedWhileWaiting);
-    const { lib, layout, errno } = libc();
-    // Linux frees the number even when close() fails with EINTR, so it is
-    // never retried (close(2), "Dealing with error returns").
-    if (lib.close(fd) !== 0 && errno[0] === layout.errno.EBADF) {
-      throwErrno("close");
-    }
+    closeFd(fd);
   }
 
   /**
@@ -564,7 +462,7 @@ export class OwnedFd extends Descriptor {
    * ```
    */
   get readable(): ReadableStream<Uint8Array> {
-    return this.#readable ??= readableFromFd(this);
+    return this.#readable ??= readableFrom(this);
   }
 
   /**
@@ -586,7 +484,7 @@ export class OwnedFd extends Descriptor {
    * ```
    */
   get writable(): WritableStream<Uint8Array> {
-    return this.#writable ??= writableFromFd(this);
+    return this.#writable ??= writableTo(this);
   }
 
   #readable: ReadableStream<Uint8Array> | undefined;
@@ -599,6 +497,14 @@ export class OwnedFd extends Descriptor {
    * offset other holders see. Deno 2.9 treats `/proc/self/fd` as a special
    * path that needs `--allow-all`; without it this throws
    * `Deno.errors.NotCapable` and the fd stays open and owned here.
+   *
+   * Reopening checks the receiving user's own access to the file: a
+   * process that could not open the file itself (privilege separation by
+   * operating-system user) gets `Deno.errors.PermissionDenied`, and should
+   * read through the fd instead ({@linkcode Descriptor.readSync},
+   * {@linkcode Descriptor.read}, {@linkcode OwnedFd.readable}). A pipe whose
+   * other end is gone is reopened without blocking: reads then see end of
+   * file.
    *
    * @returns The file.
    *
@@ -617,7 +523,7 @@ export class OwnedFd extends Descriptor {
    * ```
    */
   toFsFile(): Deno.FsFile {
-    return fdToFsFile(this);
+    return toFsFile(this);
   }
 
   /**
@@ -641,7 +547,7 @@ export class OwnedFd extends Descriptor {
    * ```
    */
   toNetSocket(): Socket {
-    return fdToNetSocket(this);
+    return toNetSocket(this);
   }
 
   /** Closes the fd; lets `using` manage it. */
@@ -682,6 +588,11 @@ export class BorrowedFd extends Descriptor {
   /** The fd number. */
   get fd(): number {
     return this.#fd;
+  }
+
+  /** Always `false`: a borrowed fd is never closed by this object. */
+  get closed(): boolean {
+    return false;
   }
 
   /** Shows the fd in `console.log` and the REPL. */
@@ -813,12 +724,7 @@ export function openFd(path: string | URL, options: OpenFdOptions = {}): OwnedFd
       `Option "mode" must be an integer from 0 to 0o7777, received ${mode}`,
     );
   }
-  const bytes = cString(p, "path");
-  for (;;) {
-    const fd = libc().open(bytes, flags, mode);
-    if (fd >= 0) return new OwnedFd(fd);
-    if (retryKind() !== "now") throwErrno("open", p);
-  }
+  return new OwnedFd(openPath(cString(p, "path"), flags, mode, p));
 }
 
 /**
@@ -840,17 +746,27 @@ export function openFd(path: string | URL, options: OpenFdOptions = {}): OwnedFd
  * ```
  */
 export function pipe(): [OwnedFd, OwnedFd] {
-  const { lib, layout } = libc();
-  const pair = new Int32Array(2);
-  if (lib.pipe2 !== null) {
-    if (lib.pipe2(pair, layout.constants.O_CLOEXEC) !== 0) throwErrno("pipe2");
-    return [new OwnedFd(pair[0]!), new OwnedFd(pair[1]!)];
+  const [r, w] = pipeFds();
+  return [new OwnedFd(r), new OwnedFd(w)];
+}
+
+/**
+ * Takes ownership of an fd given as an {@linkcode OwnedFd} (ownership moves:
+ * the given object is released) or a number (now owned), after `check`
+ * accepted it. The one adopt-an-fd rule of `UnixSocket.from`,
+ * `MemFd.from` and `EventFd.from`.
+ *
+ * @param fd The fd.
+ * @param check Throws when the fd is not the right kind; nothing is taken then.
+ * @returns The owned fd.
+ */
+export function adoptFd(fd: OwnedFd | number, check: (fd: number) => void): OwnedFd {
+  if (typeof fd !== "number" && !(fd instanceof OwnedFd)) {
+    throw new TypeError(
+      `Argument "fd" must be an OwnedFd or an fd number, received ${describeValue(fd)}`,
+    );
   }
-  // macOS has no pipe2: set FD_CLOEXEC right after (racy with a concurrent
-  // fork/exec, as everywhere without pipe2).
-  if (lib.pipe(pair) !== 0) throwErrno("pipe");
-  const ends: [OwnedFd, OwnedFd] = [new OwnedFd(pair[0]!), new OwnedFd(pair[1]!)];
-  ends[0].closeOnExec = true;
-  ends[1].closeOnExec = true;
-  return ends;
+  const number = typeof fd === "number" ? checkFdNumber(fd, "fd") : fd.fd;
+  check(number);
+  return typeof fd === "number" ? new OwnedFd(fd) : new OwnedFd(fd.release());
 }

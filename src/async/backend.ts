@@ -1,0 +1,59 @@
+/**
+ * The contract between the poller and its backends (epoll, poll): arm
+ * interest in an fd, make the one waiting FFI call, report what fired.
+ *
+ * @module
+ */
+
+/** What the poller wants to know about one fd. */
+export interface Interest {
+  /** Whether someone waits to read. */
+  readonly read: boolean;
+  /** Whether someone waits to write. */
+  readonly write: boolean;
+}
+
+/** Called for each fd a wait reported. */
+export type Report = (fd: number, read: boolean, write: boolean, hangup: boolean) => void;
+
+/** What a backend does for the poller. */
+export interface Backend {
+  /** `"epoll"` or `"poll"`. */
+  readonly name: "epoll" | "poll";
+  /** Whether interest changed during a wait is seen without a wake. */
+  readonly dynamic: boolean;
+  /**
+   * Arms `fd` for the given directions.
+   *
+   * @returns `false` when the fd cannot be polled (a regular file: always ready).
+   * @throws {ErrnoError} When the fd is not open (`EBADF`) or cannot be armed.
+   */
+  arm(fd: number, read: boolean, write: boolean): boolean;
+  /**
+   * Nobody waits on `fd` any more: stop reporting it, but keep it
+   * registered so that the next wait costs one call. `fired` says the
+   * backend just reported it (a one-shot registration is already disarmed).
+   * Never throws.
+   */
+  idle(fd: number, fired: boolean): void;
+  /** Forgets `fd` entirely; called before the fd is closed. Never throws. */
+  forget(fd: number): void;
+  /**
+   * The one waiting FFI call (`nonblocking: true`), bounded by `timeout`
+   * milliseconds. Resolves to the event count, or -1 on failure.
+   */
+  wait(interests: ReadonlyMap<number, Interest>, timeout: number): Promise<number>;
+  /** Calls `report` for each event of the last wait, skipping the wake fd. */
+  events(count: number, report: Report): void;
+  /** Makes the outstanding wait return. */
+  wake(): void;
+  /** Empties the wake fd once the wait has returned. */
+  drainWake(): void;
+  /**
+   * After a wait failed: the errno of the same wait made again at once on
+   * this thread, or 0 when it succeeds now (the failure was transient).
+   */
+  probe(interests: ReadonlyMap<number, Interest>): number;
+  /** Closes the backend's own fds. */
+  close(): void;
+}

@@ -1,0 +1,240 @@
+/**
+ * The async forms of the blocking operations. Each tries the nonblocking
+ * call first (`MSG_DONTWAIT`, a nonblocking listener, or a zero-timeout
+ * `poll` for plain fds); only when it would block does it spin for the
+ * configured budget and then park in the shared poller.
+ *
+ * Every driver takes an {@linkcode FdHandle}, reads its fd number afresh
+ * for each attempt, and re-checks after every wait that the handle is
+ * still open: a closed resource rejects with `Deno.errors.BadResource`,
+ * never acts on whatever new file got its number.
+ *
+ * @module
+ */
+
+import { libc } from "../../ffi/libc.ts";
+import { closedWhileWaiting, errnoError } from "../core/errors.ts";
+import { formatAddress, type UnixAddress } from "../core/address.ts";
+import { readStep, setNonblocking, statusFlags, writeStep } from "../core/fd_ops.ts";
+import type { Received } from "../core/message.ts";
+import {
+  acceptStep,
+  connectResult,
+  connectStep,
+  createUnixSocket,
+  type SocketType,
+} from "../core/socket_calls.ts";
+import { readyNow, WOULD_BLOCK, type WouldBlock } from "../core/syscall.ts";
+import { type Outgoing, recvStep, sendStep } from "../core/transfer.ts";
+import { type FdHandle, waitOn } from "./handle.ts";
+import { poller } from "./poller.ts";
+
+function checkOpen(handle: FdHandle, signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason;
+  if (handle.closed) throw closedWhileWaiting();
+}
+
+/** The longest pause between tries of a datagram send to a full receiver. */
+const MAX_BACKOFF_MS = 32;
+
+/**
+ * Sends `out` without blocking the thread. The caller has made the message
+ * independent of its own buffers and fds (see `SendQueue`).
+ *
+ * A datagram sent to an address whose receiver is full would block while
+ * the sender itself polls writable (writability is the sender's buffer,
+ * not the receiver's queue: net/unix/af_unix.c), so after a wait that did
+ * not help such a send backs off on a timer instead of spinning.
+ *
+ * @param handle The socket.
+ * @param out The message.
+ * @param signal Cancels the wait.
+ * @returns The number of bytes sent.
+ */
+export async function sendAsync(
+  handle: FdHandle,
+  out: Outgoing,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  const dontWait = libc().layout.constants.MSG_DONTWAIT;
+  const attempt = () => sendStep(handle.fd, out, dontWait) && out.done;
+  let backoff = 0;
+  for (;;) {
+    checkOpen(handle, signal);
+    if (attempt() || poller().spin(attempt)) return out.sent;
+    if (out.address !== null && backoff > 0) {
+      await delay(backoff, signal);
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+    } else {
+      await waitOn(handle, true, signal);
+      if (out.address !== null) backoff = 1;
+    }
+  }
+}
+
+function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Receives one message without blocking the thread.
+ *
+ * @param handle The socket.
+ * @param type The socket type.
+ * @param maxBytes Data capacity.
+ * @param maxFds Most fds accepted.
+ * @param wantAddress Whether to decode the sender's address.
+ * @param signal Cancels the wait; nothing is consumed then.
+ * @param adopt Wraps each received fd number.
+ * @returns The message, or `null` at end of stream.
+ */
+export async function recvAsync<F>(
+  handle: FdHandle,
+  type: SocketType,
+  maxBytes: number,
+  maxFds: number,
+  wantAddress: boolean,
+  signal: AbortSignal | undefined,
+  adopt: (fd: number) => F,
+): Promise<Received<F> | null> {
+  const dontWait = libc().layout.constants.MSG_DONTWAIT;
+  let message: Received<F> | null | WouldBlock = WOULD_BLOCK;
+  const attempt = () => {
+    message = recvStep(handle.fd, type, maxBytes, maxFds, wantAddress, dontWait, adopt);
+    return message !== WOULD_BLOCK;
+  };
+  for (;;) {
+    checkOpen(handle, signal);
+    if (attempt() || poller().spin(attempt)) return message as unknown as Received<F> | null;
+    await waitOn(handle, false, signal);
+  }
+}
+
+/**
+ * Accepts one connection without blocking the thread.
+ *
+ * @param handle The nonblocking listening socket.
+ * @param signal Cancels the wait.
+ * @returns The connection's fd number, owned by the caller.
+ */
+export async function acceptAsync(
+  handle: FdHandle,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  for (;;) {
+    checkOpen(handle, signal);
+    const conn = acceptStep(handle.fd);
+    if (conn !== WOULD_BLOCK) return conn;
+    await waitOn(handle, false, signal);
+  }
+}
+
+/**
+ * Connects a new Unix socket without blocking the thread.
+ *
+ * @param address The address.
+ * @param type The socket type.
+ * @param signal Cancels the wait; the socket is closed then.
+ * @param adopt Wraps the new socket's fd number at once, so that it is owned while it waits.
+ * @returns The connected socket's owner (blocking mode).
+ */
+export async function connectAsync<F extends FdHandle>(
+  address: UnixAddress,
+  type: SocketType,
+  signal: AbortSignal | undefined,
+  adopt: (fd: number) => F & { close(): void },
+): Promise<F> {
+  if (signal?.aborted) throw signal.reason;
+  const handle = adopt(createUnixSocket(type, true));
+  try {
+    const state = connectStep(handle.fd, address);
+    if (state === WOULD_BLOCK) {
+      // Linux, the listener's backlog is full. Nothing pollable reports room
+      // (a blocking connect sleeps on the listener's peer_wait,
+      // net/unix/af_unix.c) and the unconnected socket polls writable at
+      // once, so waiting could only spin or poll a timer: report it, as
+      // libuv and Node do.
+      throw errnoError(libc().layout.errno.EAGAIN!, "connect", formatAddress(address));
+    }
+    if (state === "in-progress") {
+      // Writable once connected or failed.
+      await waitOn(handle, true, signal);
+      connectResult(handle.fd, address);
+    }
+    // Connections stay in blocking mode, like those from connectSync().
+    setNonblocking(handle.fd, false);
+    return handle;
+  } catch (error) {
+    handle.close();
+    throw error;
+  }
+}
+
+/**
+ * Reads from any fd without blocking the thread: waits for readability in
+ * the poller, then reads.
+ *
+ * @param handle The fd's owner.
+ * @param buffer Where to put the bytes.
+ * @param signal Cancels the wait.
+ * @returns Bytes read, or `null` at end of file.
+ */
+export async function readAsync(
+  handle: FdHandle,
+  buffer: Uint8Array,
+  signal: AbortSignal | undefined,
+): Promise<number | null> {
+  if (buffer.byteLength === 0) return 0;
+  const POLLIN = libc().layout.constants.POLLIN;
+  for (;;) {
+    checkOpen(handle, signal);
+    // The caller's buffer may have been detached or shrunk while we waited.
+    if (buffer.byteLength === 0) return 0;
+    const fd = handle.fd;
+    if (readyNow(fd, POLLIN)) {
+      const n = readStep(fd, buffer);
+      if (n !== WOULD_BLOCK) return n === 0 ? null : n;
+    }
+    await waitOn(handle, false, signal);
+  }
+}
+
+/**
+ * Writes some of `data` to any fd without blocking the thread.
+ *
+ * @param handle The fd's owner.
+ * @param data The bytes.
+ * @param signal Cancels the wait.
+ * @returns Bytes written (at least one).
+ */
+export async function writeAsync(
+  handle: FdHandle,
+  data: Uint8Array,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  if (data.byteLength === 0) return 0;
+  const c = libc().layout.constants;
+  for (;;) {
+    checkOpen(handle, signal);
+    const fd = handle.fd;
+    if (readyNow(fd, c.POLLOUT)) {
+      // On a blocking fd, writability promises room for PIPE_BUF bytes
+      // (POSIX), not for all of `data`: write no more, so the call cannot
+      // block.
+      const nonblocking = (statusFlags(fd) & c.O_NONBLOCK) !== 0;
+      const n = writeStep(fd, nonblocking ? data : data.subarray(0, c.PIPE_BUF));
+      if (n !== WOULD_BLOCK) return n;
+    }
+    await waitOn(handle, true, signal);
+  }
+}

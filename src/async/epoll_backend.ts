@@ -1,0 +1,144 @@
+/**
+ * The epoll backend (Linux, epoll(7)): one-shot registrations kept between
+ * waits, and an eventfd that cuts a wait short.
+ *
+ * @module
+ */
+
+import { libc } from "../../ffi/libc.ts";
+import { errnoError } from "../core/errors.ts";
+import { check } from "../core/syscall.ts";
+import type { Backend, Interest, Report } from "./backend.ts";
+
+const MAX_EVENTS = 256;
+
+/** epoll with one-shot registrations; see {@linkcode Backend}. */
+export class EpollBackend implements Backend {
+  readonly name = "epoll";
+  readonly dynamic = true;
+  readonly #epfd: number;
+  readonly #wakeFd: number;
+  // Off-heap: the kernel writes events here from Deno's blocking thread.
+  readonly #events: Uint8Array;
+  readonly #eventsView: DataView;
+  readonly #ctl = new Uint8Array(new ArrayBuffer(16));
+  readonly #ctlView = new DataView(this.#ctl.buffer);
+  readonly #counter = new BigUint64Array(new ArrayBuffer(8));
+  readonly #armed = new Set<number>();
+
+  /** Creates the epoll fd and the wake eventfd. */
+  constructor() {
+    const { lib, layout } = libc();
+    const c = layout.constants;
+    if (!layout.features.epoll || !layout.features.eventfd || layout.epollEvent === null) {
+      throw new Deno.errors.NotSupported("epoll is not available on this platform");
+    }
+    let epfd = -1;
+    check(() => epfd = lib.epoll_create1!(c.EPOLL_CLOEXEC), "epoll_create1");
+    let wakeFd = -1;
+    try {
+      check(() => wakeFd = lib.eventfd!(0, c.EFD_CLOEXEC | c.EFD_NONBLOCK), "eventfd");
+    } catch (error) {
+      lib.close(epfd);
+      throw error;
+    }
+    this.#epfd = epfd;
+    this.#wakeFd = wakeFd;
+    this.#events = new Uint8Array(new ArrayBuffer(layout.epollEvent.size * MAX_EVENTS));
+    this.#eventsView = new DataView(this.#events.buffer);
+    // The wake fd stays armed, level-triggered.
+    this.#control(c.EPOLL_CTL_ADD, wakeFd, c.EPOLLIN);
+  }
+
+  #control(op: number, fd: number, events: number): number {
+    const { lib, layout } = libc();
+    const e = layout.epollEvent!;
+    this.#ctlView.setUint32(e.events, events, true);
+    this.#ctlView.setBigUint64(e.data, BigInt(fd), true);
+    return lib.epoll_ctl!(this.#epfd, op, fd, this.#ctl);
+  }
+
+  arm(fd: number, read: boolean, write: boolean): boolean {
+    const { layout, errno } = libc();
+    const c = layout.constants;
+    // One-shot: a reported fd is disarmed until a waiter arms it again, so a
+    // ready fd nobody waits for never spins the loop.
+    const mask = (read ? c.EPOLLIN : 0) | (write ? c.EPOLLOUT : 0) | c.EPOLLONESHOT;
+    const op = this.#armed.has(fd) ? c.EPOLL_CTL_MOD : c.EPOLL_CTL_ADD;
+    if (this.#control(op, fd, mask) === 0) {
+      this.#armed.add(fd);
+      return true;
+    }
+    const e = errno[0]!;
+    // Regular files and directories cannot be polled: always ready.
+    if (e === layout.errno.EPERM) return false;
+    // Our record and the kernel's disagree (the number was closed and
+    // reused behind our back): try the other operation once.
+    const other = op === c.EPOLL_CTL_MOD ? c.EPOLL_CTL_ADD : c.EPOLL_CTL_MOD;
+    if (
+      (e === layout.errno.EEXIST || e === layout.errno.ENOENT) &&
+      this.#control(other, fd, mask) === 0
+    ) {
+      this.#armed.add(fd);
+      return true;
+    }
+    this.#armed.delete(fd);
+    throw errnoError(e, "epoll_ctl");
+  }
+
+  idle(fd: number, fired: boolean): void {
+    if (fired || !this.#armed.has(fd)) return;
+    // A one-shot registration with no events never fires.
+    const c = libc().layout.constants;
+    if (this.#control(c.EPOLL_CTL_MOD, fd, c.EPOLLONESHOT) !== 0) this.#armed.delete(fd);
+  }
+
+  forget(fd: number): void {
+    if (!this.#armed.delete(fd)) return;
+    // ENOENT/EBADF: already gone with a close; nothing to undo.
+    this.#control(libc().layout.constants.EPOLL_CTL_DEL, fd, 0);
+  }
+
+  wait(_interests: ReadonlyMap<number, Interest>, timeout: number): Promise<number> {
+    return libc().lib.epoll_wait!(this.#epfd, this.#events, MAX_EVENTS, timeout);
+  }
+
+  events(count: number, report: Report): void {
+    const { layout } = libc();
+    const e = layout.epollEvent!;
+    const c = layout.constants;
+    const broken = c.EPOLLERR | c.EPOLLHUP;
+    for (let i = 0; i < count; i++) {
+      const at = i * e.size;
+      const mask = this.#eventsView.getUint32(at + e.events, true);
+      // The data field holds the fd number we stored (fits in 32 bits).
+      const fd = this.#eventsView.getInt32(at + e.data, true);
+      if (fd === this.#wakeFd) continue;
+      const hangup = (mask & broken) !== 0;
+      report(fd, hangup || (mask & c.EPOLLIN) !== 0, hangup || (mask & c.EPOLLOUT) !== 0, hangup);
+    }
+  }
+
+  wake(): void {
+    this.#counter[0] = 1n;
+    libc().lib.write(this.#wakeFd, this.#counter, 8n);
+  }
+
+  drainWake(): void {
+    libc().lib.read(this.#wakeFd, this.#counter, 8n);
+  }
+
+  probe(): number {
+    // The epoll fd itself is what can go bad (closed or replaced behind our
+    // back): touching the wake fd's registration tells.
+    const { layout, errno } = libc();
+    const c = layout.constants;
+    if (this.#control(c.EPOLL_CTL_MOD, this.#wakeFd, c.EPOLLIN) === 0) return 0;
+    return errno[0]!;
+  }
+
+  close(): void {
+    libc().lib.close(this.#wakeFd);
+    libc().lib.close(this.#epfd);
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * What an async operation holds while it waits: the resource itself (never
+ * a bare fd number, which the kernel reuses at once after a close), kept
+ * reachable so that the garbage-collection backstop cannot close it under
+ * the operation.
+ *
+ * @module
+ */
+
+import { closedWhileWaiting } from "../core/errors.ts";
+import { poller } from "./poller.ts";
+
+/** The structural handle the drivers take: an fd owner that can say it was closed. */
+export interface FdHandle {
+  /** The fd number; throws once the owner is closed. */
+  readonly fd: number;
+  /** Whether the owner was closed (or released its fd). */
+  readonly closed: boolean;
+}
+
+// Strong references to the owners of pending operations, with a count per
+// owner: a FinalizationRegistry never fires for an object listed here.
+const pending = new Map<FdHandle, number>();
+
+/**
+ * Whether an operation is pending on `handle`.
+ *
+ * @param handle The owner.
+ * @returns `true` while a driver waits on it.
+ */
+export function isPending(handle: FdHandle): boolean {
+  return pending.has(handle);
+}
+
+/**
+ * Waits in the shared poller until `handle`'s fd is ready, holding the
+ * handle meanwhile, and checks afterwards that it is still open.
+ *
+ * @param handle The owner of the fd.
+ * @param write Whether to wait for writability.
+ * @param signal Cancels the wait.
+ * @throws {Deno.errors.BadResource} When the owner was closed meanwhile.
+ */
+export async function waitOn(
+  handle: FdHandle,
+  write: boolean,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (handle.closed) throw closedWhileWaiting();
+  pending.set(handle, (pending.get(handle) ?? 0) + 1);
+  try {
+    await poller().wait(handle.fd, write, signal);
+  } finally {
+    const count = pending.get(handle)! - 1;
+    if (count === 0) pending.delete(handle);
+    else pending.set(handle, count);
+  }
+  if (handle.closed) throw closedWhileWaiting();
+}

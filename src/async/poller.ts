@@ -1,0 +1,377 @@
+/**
+ * The shared readiness poller: one per isolate, at most ONE outstanding
+ * `nonblocking: true` FFI call (`epoll_wait` on Linux, `poll` elsewhere)
+ * for every fd that is waited on, plus a wake fd so that cancelling or
+ * changing interest never waits for a timeout.
+ *
+ * Why not one blocking FFI call per waiting socket: each holds one of
+ * Deno's blocking-pool threads (shared with file system ops) and keeps the
+ * process alive. When nothing waits, no FFI call is pending, so a script
+ * exits as soon as its last receive completes.
+ *
+ * Failures stay with the waits they concern: an fd that cannot be armed
+ * (closed behind the poller's back) rejects the waits on that fd; a wait
+ * call that keeps failing rejects every wait instead of spinning.
+ *
+ * @module
+ */
+
+import { libc } from "../../ffi/libc.ts";
+import { errnoError } from "../core/errors.ts";
+import type { Backend, Interest } from "./backend.ts";
+import { EpollBackend } from "./epoll_backend.ts";
+import { PollBackend } from "./poll_backend.ts";
+
+/** Counters for tests and benchmarks. */
+export interface PollerStats {
+  /** `"epoll"` or `"poll"`. */
+  readonly backend: "epoll" | "poll";
+  /** FFI waits in flight right now: 0 or 1. */
+  readonly outstandingWaits: number;
+  /** Fds with at least one waiter. */
+  readonly registeredFds: number;
+  /** Pending waits (readers plus writers). */
+  readonly waiters: number;
+  /** FFI waits issued since start. */
+  readonly waits: number;
+  /** Times the wake fd was signalled to cut a wait short. */
+  readonly wakeups: number;
+  /** Waits resolved because their fd was reported ready, since start. */
+  readonly wokenWaiters: number;
+  /** Retries made while spinning before parking in the poller. */
+  readonly spins: number;
+  /** The largest number of FFI waits ever outstanding at once (never above 1). */
+  readonly maxOutstandingWaits: number;
+}
+
+interface Waiter {
+  readonly fd: number;
+  readonly write: boolean;
+  resolve(): void;
+  reject(reason: unknown): void;
+  cleanup(): void;
+}
+
+class Entry implements Interest {
+  readonly readers = new Set<Waiter>();
+  readonly writers = new Set<Waiter>();
+  get read(): boolean {
+    return this.readers.size > 0;
+  }
+  get write(): boolean {
+    return this.writers.size > 0;
+  }
+  get empty(): boolean {
+    return this.readers.size === 0 && this.writers.size === 0;
+  }
+}
+
+/** Consecutive failed waits after which the loop pauses between tries. */
+const FAILURES_BEFORE_PAUSE = 3;
+
+/** Waits on fds for the whole isolate; see the module doc. */
+export class Poller {
+  readonly #entries = new Map<number, Entry>();
+  readonly #rearm = new Set<number>();
+  #backend: Backend | null = null;
+  #backendName: "epoll" | "poll" = libc().layout.features.epoll ? "epoll" : "poll";
+  #inFlight = false;
+  #wakePending = false;
+  #waiters = 0;
+  #waits = 0;
+  #wakeups = 0;
+  #woken = 0;
+  #spins = 0;
+  #maxOutstanding = 0;
+  #spinMicroseconds = 0;
+  #maxWait = 10_000;
+
+  /** A snapshot of the counters. */
+  get stats(): PollerStats {
+    return {
+      backend: this.#backendName,
+      outstandingWaits: this.#inFlight ? 1 : 0,
+      registeredFds: this.#entries.size,
+      waiters: this.#waiters,
+      waits: this.#waits,
+      wakeups: this.#wakeups,
+      wokenWaiters: this.#woken,
+      spins: this.#spins,
+      maxOutstandingWaits: this.#maxOutstanding,
+    };
+  }
+
+  /**
+   * Sets the spin budget and the bound of one FFI wait (checked by the caller).
+   *
+   * @param spinMicroseconds Microseconds to retry before parking, or `undefined`.
+   * @param maxWaitMilliseconds Bound of one wait, or `undefined`.
+   */
+  configure(spinMicroseconds: number | undefined, maxWaitMilliseconds: number | undefined): void {
+    if (spinMicroseconds !== undefined) this.#spinMicroseconds = spinMicroseconds;
+    if (maxWaitMilliseconds !== undefined) this.#maxWait = maxWaitMilliseconds;
+  }
+
+  /**
+   * Switches the backend; only while nothing waits.
+   *
+   * @param name The backend.
+   */
+  setBackend(name: "epoll" | "poll"): void {
+    if (name === this.#backendName) return;
+    if (name === "epoll" && !libc().layout.features.epoll) {
+      throw new Deno.errors.NotSupported(`epoll is not available on ${libc().layout.name}`);
+    }
+    if (this.#inFlight || this.#entries.size > 0) {
+      throw new TypeError("Cannot change the poller backend while operations wait");
+    }
+    this.#backendName = name;
+    this.#backend?.close();
+    this.#backend = null;
+  }
+
+  /**
+   * Retries `attempt` for up to the spin budget.
+   *
+   * @param attempt Returns `true` once it succeeded.
+   * @returns Whether it succeeded while spinning.
+   */
+  spin(attempt: () => boolean): boolean {
+    const budget = this.#spinMicroseconds;
+    if (budget <= 0) return false;
+    const deadline = performance.now() + budget / 1000;
+    do {
+      this.#spins++;
+      if (attempt()) return true;
+    } while (performance.now() < deadline);
+    return false;
+  }
+
+  /**
+   * Resolves when `fd` is ready for reading or writing (or at end of file,
+   * or in error). Readers of one fd are woken one per readiness report;
+   * writers all at once.
+   *
+   * @param fd The fd number (the caller holds its owner).
+   * @param write Whether to wait for writability.
+   * @param signal Cancels the wait (already checked to be an `AbortSignal`).
+   * @returns A promise that resolves when the fd is ready.
+   */
+  wait(fd: number, write: boolean, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    let backend: Backend;
+    try {
+      backend = this.#backend ??= this.#backendName === "epoll"
+        ? new EpollBackend()
+        : new PollBackend();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let entry = this.#entries.get(fd);
+    const fresh = entry === undefined;
+    entry ??= new Entry();
+    try {
+      if (!backend.arm(fd, entry.read || !write, entry.write || write)) {
+        // Not pollable (a regular file): always ready.
+        return Promise.resolve();
+      }
+    } catch (error) {
+      if (!fresh) this.#fail(fd, error);
+      return Promise.reject(error);
+    }
+    if (fresh) this.#entries.set(fd, entry);
+    const target = entry;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.#remove(waiter);
+        reject(signal!.reason);
+      };
+      const waiter: Waiter = {
+        fd,
+        write,
+        resolve,
+        reject,
+        cleanup: () => signal?.removeEventListener("abort", onAbort),
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      (write ? target.writers : target.readers).add(waiter);
+      this.#waiters++;
+      if (!backend.dynamic && this.#inFlight) this.#wake();
+      void this.#run();
+    });
+  }
+
+  /**
+   * Rejects every wait on `fd` and forgets it; call before `fd` is closed.
+   *
+   * @param fd The fd number.
+   * @param reason Makes the rejection for each waiter.
+   */
+  forget(fd: number, reason: () => unknown): void {
+    const entry = this.#entries.get(fd);
+    if (entry !== undefined) {
+      this.#entries.delete(fd);
+      for (const waiter of [...entry.readers, ...entry.writers]) {
+        this.#drop(entry, waiter);
+        waiter.reject(reason());
+      }
+    }
+    this.#rearm.delete(fd);
+    // Idle registrations stay in epoll between waits: drop this one before
+    // the number can be reused.
+    this.#backend?.forget(fd);
+    this.#wakeIfIdle();
+  }
+
+  /** Takes a waiter out of its set; `true` if it was still there. */
+  #drop(entry: Entry, waiter: Waiter): boolean {
+    if (!(waiter.write ? entry.writers : entry.readers).delete(waiter)) return false;
+    waiter.cleanup();
+    this.#waiters--;
+    return true;
+  }
+
+  /** Rejects every wait on `fd` with `error`: the fd cannot be waited on. */
+  #fail(fd: number, error: unknown): void {
+    this.forget(fd, () => error);
+  }
+
+  #remove(waiter: Waiter): void {
+    const entry = this.#entries.get(waiter.fd);
+    if (entry === undefined || !this.#drop(entry, waiter)) return;
+    this.#update(waiter.fd, entry, false);
+    this.#wakeIfIdle();
+  }
+
+  /** Nobody left to wait for: end the outstanding call, so the process can exit. */
+  #wakeIfIdle(): void {
+    if (this.#inFlight && (this.#entries.size === 0 || !this.#backend!.dynamic)) this.#wake();
+  }
+
+  /** Re-arms `fd` for the waiters left, or lets it idle; contains failures. */
+  #update(fd: number, entry: Entry, fired: boolean): void {
+    const backend = this.#backend!;
+    if (entry.empty) {
+      this.#entries.delete(fd);
+      this.#rearm.delete(fd);
+      backend.idle(fd, fired);
+      return;
+    }
+    try {
+      backend.arm(fd, entry.read, entry.write);
+    } catch (error) {
+      this.#fail(fd, error);
+    }
+  }
+
+  #wake(): void {
+    if (this.#wakePending) return;
+    this.#wakePending = true;
+    this.#wakeups++;
+    this.#backend!.wake();
+  }
+
+  #report = (fd: number, read: boolean, write: boolean, hangup: boolean): void => {
+    const entry = this.#entries.get(fd);
+    if (entry === undefined) return;
+    if (read) {
+      // One reader per report: it takes the message, and the fd is armed
+      // again for the others only after it has tried (see #run). At end of
+      // stream or on error every reader must hear it at once.
+      for (const waiter of entry.readers) {
+        this.#ready(entry, waiter);
+        if (!hangup) break;
+      }
+    }
+    if (write) for (const waiter of entry.writers) this.#ready(entry, waiter);
+    if (entry.empty) {
+      this.#entries.delete(fd);
+      this.#backend!.idle(fd, true);
+    } else {
+      this.#rearm.add(fd);
+    }
+  };
+
+  #ready(entry: Entry, waiter: Waiter): void {
+    this.#drop(entry, waiter);
+    this.#woken++;
+    waiter.resolve();
+  }
+
+  async #run(): Promise<void> {
+    if (this.#inFlight) return;
+    this.#inFlight = true;
+    this.#maxOutstanding = Math.max(this.#maxOutstanding, 1);
+    const backend = this.#backend!;
+    const { layout } = libc();
+    let failures = 0;
+    try {
+      while (this.#entries.size > 0) {
+        this.#waits++;
+        const count = await backend.wait(this.#entries, this.#maxWait);
+        if (this.#wakePending) {
+          backend.drainWake();
+          this.#wakePending = false;
+        }
+        if (count < 0) {
+          // errno of the blocking thread cannot be read here: make the same
+          // call again on this thread to tell EINTR from a lasting error.
+          const errno = backend.probe(this.#entries);
+          if (errno !== 0 && errno !== layout.errno.EINTR) {
+            throw errnoError(errno, backend.name === "epoll" ? "epoll_wait" : "poll");
+          }
+          if (++failures > FAILURES_BEFORE_PAUSE) {
+            await new Promise((resolve) => setTimeout(resolve, Math.min(failures, 100)));
+          }
+          continue;
+        }
+        failures = 0;
+        backend.events(count, this.#report);
+        if (this.#rearm.size > 0) {
+          // Let the woken waiters try first: their continuations were queued
+          // when they were resolved, ahead of this one.
+          await null;
+          for (const fd of this.#rearm) {
+            const entry = this.#entries.get(fd);
+            if (entry !== undefined) this.#update(fd, entry, true);
+          }
+          this.#rearm.clear();
+        }
+      }
+    } catch (error) {
+      // Nothing else can be done for the waits: reject them all, and start
+      // over with a fresh backend on the next wait.
+      for (const fd of [...this.#entries.keys()]) this.#fail(fd, error);
+      if (this.#backend === backend) {
+        this.#backend = null;
+        backend.close();
+      }
+    } finally {
+      this.#inFlight = false;
+      if (this.#wakePending && this.#backend === backend) {
+        backend.drainWake();
+      }
+      this.#wakePending = false;
+    }
+  }
+}
+
+let shared: Poller | undefined;
+
+/**
+ * The isolate's poller.
+ *
+ * @returns The shared poller.
+ */
+export function poller(): Poller {
+  return shared ??= new Poller();
+}
+
+/**
+ * The poller if one was made (without creating one).
+ *
+ * @returns The poller, or `undefined` before first use.
+ */
+export function existingPoller(): Poller | undefined {
+  return shared;
+}
