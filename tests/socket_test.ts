@@ -175,7 +175,8 @@ leakChecked("UnixSocket and UnixListener", async (t) => {
 
       // Replaced by another listener's socket.
       const old = UnixSocket.listen(temp.path);
-      using replacement = UnixSocket.listen(temp.path, { removeExisting: true });
+      Deno.removeSync(temp.path);
+      using replacement = UnixSocket.listen(temp.path);
       old.close();
       assert(Deno.lstatSync(temp.path).isSocket);
       using client = UnixSocket.connectSync(temp.path);
@@ -254,14 +255,21 @@ leakChecked("UnixSocket and UnixListener", async (t) => {
     assertEquals(message.address, clientName);
   });
 
-  await t.step("a bound datagram socket removes its path on close; removeExisting", () => {
+  await t.step("a bound datagram socket removes its path on close; removeExisting replaces only a stale one", () => {
     const temp = tempSocketPath();
     try {
       const first = UnixSocket.datagram(temp.path);
       assert(Deno.lstatSync(temp.path).isSocket);
       assertThrows(() => UnixSocket.datagram(temp.path), Deno.errors.AddrInUse);
+      // A live socket is never replaced.
+      assertThrows(
+        () => UnixSocket.datagram(temp.path, { removeExisting: true }),
+        Deno.errors.AddrInUse,
+        "a process is listening on it",
+      );
+      // Closed without removing its file, as by a process that died.
+      first.toOwnedFd().close();
       const second = UnixSocket.datagram(temp.path, { removeExisting: true });
-      first.close(); // Not its file any more.
       assert(Deno.lstatSync(temp.path).isSocket);
       second.close();
       assertThrows(() => Deno.lstatSync(temp.path), Deno.errors.NotFound);

@@ -72,7 +72,7 @@ export function collectFds(fds: Iterable<FdLike> | undefined): readonly number[]
     } else {
       let i = 0;
       for (const item of fds) {
-        if (i === max) throw tooMany(max, "more than");
+        if (i === max) throw tooMany(max, `more than ${max}`);
         out.push(fdAt(item, i));
         i++;
       }
