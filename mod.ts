@@ -71,6 +71,7 @@ export {
 } from "./src/unix_socket.ts";
 export type { FdLike } from "./src/core/checks.ts";
 export type { ReceiveOptions } from "./src/core/transfer.ts";
+export type { Received } from "./src/core/message.ts";
 export type { SocketType } from "./src/core/socket_calls.ts";
 export type { SocketAddress, UnixAddress } from "./src/core/address.ts";
 export type { MessageCredentials, PeerCredentials } from "./src/core/credentials.ts";
@@ -98,8 +99,4 @@ export { type MapOptions, mapShared, SharedMapping } from "./src/extras/shared_m
 export { EventFd, type EventFdOptions, type EventFdWaitOptions } from "./src/extras/eventfd.ts";
 
 // A TCP listener as an fd, to hand a live listener to another process.
-export {
-  listenTcp,
-  type TcpListenerFd,
-  type TcpListenOptions,
-} from "./src/extras/tcp_listener.ts";
+export { listenTcp, type TcpListenerFd, type TcpListenOptions } from "./src/extras/tcp_listener.ts";

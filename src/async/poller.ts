@@ -283,7 +283,7 @@ export class Poller {
         if (!hangup) break;
       }
     }
-    if (write) for (const waiter of entry.writers) this.#ready(entry, waiter);
+    if (write) { for (const waiter of entry.writers) this.#ready(entry, waiter); }
     if (entry.empty) {
       this.#entries.delete(fd);
       this.#backend!.idle(fd, true);

@@ -6,7 +6,7 @@
  */
 
 import { checkFdNumber, checkIntegerOption, checkOptions, checkSignal } from "../core/checks.ts";
-import { type PollerStats, poller } from "./poller.ts";
+import { poller, type PollerStats } from "./poller.ts";
 import { type FdHandle, waitOn } from "./handle.ts";
 
 export type { PollerStats };

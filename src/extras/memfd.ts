@@ -12,7 +12,7 @@ import { cString, describeValue } from "../core/checks.ts";
 import { check } from "../core/syscall.ts";
 import { fcntlFd, statFd } from "../core/fd_ops.ts";
 import { adoptFd, OwnedFd } from "../owned_fd.ts";
-import { checkSize, type MapOptions, mapFd, type SharedMapping } from "./shared_mapping.ts";
+import { checkSize, mapFd, type MapOptions, type SharedMapping } from "./shared_mapping.ts";
 
 /**
  * A seal on a memfd (`fcntl(F_ADD_SEALS)`, memfd_create(2)). Seals are

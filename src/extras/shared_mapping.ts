@@ -318,4 +318,3 @@ export function checkSize(value: unknown, name: string, what: "Argument" | "Opti
   }
   return value;
 }
-
