@@ -24,7 +24,16 @@ export class EpollBackend implements Backend {
   readonly #ctl = new Uint8Array(new ArrayBuffer(16));
   readonly #ctlView = new DataView(this.#ctl.buffer);
   readonly #counter = new BigUint64Array(new ArrayBuffer(8));
-  readonly #armed = new Set<number>();
+  // fd -> generation of its registration. An event carries the generation
+  // it was registered with: an fd number closed behind our back stays
+  // registered for its old file (epoll(7), "Questions and answers" 6), and
+  // a new registration under the same number gets a new generation, so the
+  // old file's events are recognised and dropped.
+  readonly #armed = new Map<number, number>();
+  #generations = 0;
+  // Set when the epoll fd turned out to be closed behind our back: its
+  // number may belong to another file by now and must not be closed again.
+  #lost = false;
 
   /** Creates the epoll fd and the wake eventfd. */
   constructor() {
@@ -50,11 +59,13 @@ export class EpollBackend implements Backend {
     this.#control(c.EPOLL_CTL_ADD, wakeFd, c.EPOLLIN);
   }
 
-  #control(op: number, fd: number, events: number): number {
+  #control(op: number, fd: number, events: number, generation = 0): number {
     const { lib, layout } = libc();
     const e = layout.epollEvent!;
     this.#ctlView.setUint32(e.events, events, true);
-    this.#ctlView.setBigUint64(e.data, BigInt(fd), true);
+    // epoll_data_t as two halves: the fd number, then the generation.
+    this.#ctlView.setUint32(e.data, fd, true);
+    this.#ctlView.setUint32(e.data + 4, generation, true);
     return lib.epoll_ctl!(this.#epfd, op, fd, this.#ctl);
   }
 
@@ -64,33 +75,39 @@ export class EpollBackend implements Backend {
     // One-shot: a reported fd is disarmed until a waiter arms it again, so a
     // ready fd nobody waits for never spins the loop.
     const mask = (read ? c.EPOLLIN : 0) | (write ? c.EPOLLOUT : 0) | c.EPOLLONESHOT;
-    const op = this.#armed.has(fd) ? c.EPOLL_CTL_MOD : c.EPOLL_CTL_ADD;
-    if (this.#control(op, fd, mask) === 0) {
-      this.#armed.add(fd);
-      return true;
+    const known = this.#armed.get(fd);
+    if (known !== undefined && this.#control(c.EPOLL_CTL_MOD, fd, mask, known) === 0) return true;
+    if (known === undefined || errno[0] === layout.errno.ENOENT) {
+      // New, or our record outlived the registration (the number was closed
+      // and reused behind our back): register afresh.
+      const generation = this.#generations = (this.#generations + 1) >>> 0;
+      if (this.#control(c.EPOLL_CTL_ADD, fd, mask, generation) === 0) {
+        this.#armed.set(fd, generation);
+        return true;
+      }
+      if (errno[0] === layout.errno.EEXIST) {
+        // Registered by a record we dropped: take it over.
+        if (this.#control(c.EPOLL_CTL_MOD, fd, mask, generation) === 0) {
+          this.#armed.set(fd, generation);
+          return true;
+        }
+      }
     }
     const e = errno[0]!;
+    this.#armed.delete(fd);
     // Regular files and directories cannot be polled: always ready.
     if (e === layout.errno.EPERM) return false;
-    // Our record and the kernel's disagree (the number was closed and
-    // reused behind our back): try the other operation once.
-    const other = op === c.EPOLL_CTL_MOD ? c.EPOLL_CTL_ADD : c.EPOLL_CTL_MOD;
-    if (
-      (e === layout.errno.EEXIST || e === layout.errno.ENOENT) &&
-      this.#control(other, fd, mask) === 0
-    ) {
-      this.#armed.add(fd);
-      return true;
-    }
-    this.#armed.delete(fd);
     throw errnoError(e, "epoll_ctl");
   }
 
   idle(fd: number, fired: boolean): void {
-    if (fired || !this.#armed.has(fd)) return;
+    const generation = this.#armed.get(fd);
+    if (fired || generation === undefined) return;
     // A one-shot registration with no events never fires.
     const c = libc().layout.constants;
-    if (this.#control(c.EPOLL_CTL_MOD, fd, c.EPOLLONESHOT) !== 0) this.#armed.delete(fd);
+    if (this.#control(c.EPOLL_CTL_MOD, fd, c.EPOLLONESHOT, generation) !== 0) {
+      this.#armed.delete(fd);
+    }
   }
 
   forget(fd: number): void {
@@ -111,9 +128,10 @@ export class EpollBackend implements Backend {
     for (let i = 0; i < count; i++) {
       const at = i * e.size;
       const mask = this.#eventsView.getUint32(at + e.events, true);
-      // The data field holds the fd number we stored (fits in 32 bits).
       const fd = this.#eventsView.getInt32(at + e.data, true);
       if (fd === this.#wakeFd) continue;
+      // A registration left behind for a file whose number was reused.
+      if (this.#eventsView.getUint32(at + e.data + 4, true) !== this.#armed.get(fd)) continue;
       const hangup = (mask & broken) !== 0;
       report(fd, hangup || (mask & c.EPOLLIN) !== 0, hangup || (mask & c.EPOLLOUT) !== 0, hangup);
     }
@@ -134,11 +152,13 @@ export class EpollBackend implements Backend {
     const { layout, errno } = libc();
     const c = layout.constants;
     if (this.#control(c.EPOLL_CTL_MOD, this.#wakeFd, c.EPOLLIN) === 0) return 0;
-    return errno[0]!;
+    const e = errno[0]!;
+    if (e === layout.errno.EBADF || e === layout.errno.EINVAL) this.#lost = true;
+    return e;
   }
 
   close(): void {
     libc().lib.close(this.#wakeFd);
-    libc().lib.close(this.#epfd);
+    if (!this.#lost) libc().lib.close(this.#epfd);
   }
 }

@@ -23,16 +23,6 @@ export interface FdHandle {
 const pending = new Map<FdHandle, number>();
 
 /**
- * Whether an operation is pending on `handle`.
- *
- * @param handle The owner.
- * @returns `true` while a driver waits on it.
- */
-export function isPending(handle: FdHandle): boolean {
-  return pending.has(handle);
-}
-
-/**
  * Waits in the shared poller until `handle`'s fd is ready, holding the
  * handle meanwhile, and checks afterwards that it is still open.
  *

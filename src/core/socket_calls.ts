@@ -33,7 +33,7 @@ const pairBuffer = new Int32Array(new ArrayBuffer(8));
  * @param type The type name.
  * @returns The constant.
  */
-export function socketTypeNumber(type: SocketType): number {
+function socketTypeNumber(type: SocketType): number {
   const layout = libc().layout;
   switch (type) {
     case "stream":
@@ -62,7 +62,7 @@ export function socketTypeNumber(type: SocketType): number {
  * @param fd The new socket.
  * @param nonblocking Whether it must end up nonblocking.
  */
-export function finishNewSocket(fd: number, nonblocking = false): void {
+function finishNewSocket(fd: number, nonblocking = false): void {
   const { lib, layout } = libc();
   const c = layout.constants;
   try {
@@ -311,7 +311,7 @@ export function setIntOption(fd: number, level: number, option: number, value: n
  * @param fd The socket.
  * @returns The `AF_*` number.
  */
-export function socketFamily(fd: number): number {
+function socketFamily(fd: number): number {
   lengthBuffer[0] = SOCKADDR_CAPACITY;
   check(() => libc().lib.getsockname(fd, addressBuffer, lengthBuffer), "getsockname");
   const s = libc().layout.sockaddrUn;

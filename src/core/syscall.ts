@@ -56,29 +56,6 @@ export function syscall(call: () => number, name: string, path?: string): number
 }
 
 /**
- * Like {@linkcode syscall}, but a call that would block waits for `fd`
- * with `poll` and is made again: the `...Sync` form on nonblocking fds.
- *
- * @param call The FFI call.
- * @param name The libc function, for the error.
- * @param fd The fd to wait on.
- * @param events `POLLIN` or `POLLOUT`.
- * @returns The result.
- */
-export function blockingSyscall(
-  call: () => number,
-  name: string,
-  fd: number,
-  events: number,
-): number {
-  for (;;) {
-    const rc = syscall(call, name);
-    if (rc !== WOULD_BLOCK) return rc;
-    waitSync(fd, events);
-  }
-}
-
-/**
  * Makes a call that returns 0 on success (`EINTR` retried); throws otherwise.
  *
  * @param call The FFI call.

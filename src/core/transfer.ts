@@ -22,7 +22,7 @@ import { encodeAddress, type UnixAddress } from "./address.ts";
 import type { SocketType } from "./socket_calls.ts";
 
 /** Default receive capacity in bytes. */
-export const DEFAULT_MAX_BYTES = 64 * 1024;
+const DEFAULT_MAX_BYTES = 64 * 1024;
 
 const encoder = new TextEncoder();
 const NO_FDS: readonly number[] = Object.freeze([]);
@@ -104,7 +104,7 @@ function fdAt(item: FdLike, i: number): number {
  * @param data Bytes or a string (sent as UTF-8).
  * @returns The bytes.
  */
-export function dataBytes(data: Uint8Array | string): Uint8Array {
+function dataBytes(data: Uint8Array | string): Uint8Array {
   if (data instanceof Uint8Array) return data;
   if (typeof data === "string") return encoder.encode(data);
   throw new TypeError(
