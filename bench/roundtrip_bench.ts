@@ -27,7 +27,7 @@
 
 import { openFd, UnixSocket } from "../mod.ts";
 import { libc } from "../ffi/libc.ts";
-import { cmsgDataOffset, cmsgLen, cmsgSpace, FD_SIZE } from "../ffi/layout.ts";
+import { cmsgDataOffset, cmsgLen, cmsgSpace, FD_SIZE } from "../ffi/cmsg.ts";
 import { buildC, median, runPeer } from "./support.ts";
 
 const COMPARISON_ITERATIONS = 100_000;

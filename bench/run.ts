@@ -2,7 +2,7 @@
  * The fdpass benchmark runner: the library next to C, Perl IO::FDPass and
  * Python 3 on the same work, measured in one run on one machine.
  *
- *   deno run --allow-ffi --allow-read --allow-write --allow-run --allow-env bench/run.ts [--smoke] [--json]
+ *   deno run --allow-ffi --allow-read --allow-write --allow-run --allow-env bench/run.ts [--smoke] [--json] [--baseline DIR]
  *
  * The peers are built and run on the spot: the C program in
  * `peers/roundtrip.c` is compiled with `cc -O2` into `.bench-build/`,
@@ -37,19 +37,23 @@
  * runner working; its figures are not meant to be quoted. `--json` prints
  * the results as JSON instead of tables.
  *
+ * `--baseline DIR` compares this checkout with another checkout of fdpass
+ * in the same run (say, the commit before a refactor): the runner imports
+ * `DIR/mod.ts` and adds the rows "fdpass baseline (sync)" and "fdpass
+ * baseline (async)", which do the same in-process work with that module's
+ * `UnixSocket` and `openFd` and the ping-pong with that checkout's own
+ * `bench/peers/echo_child.ts`. They take their turns in every round like
+ * the other implementations. The results then end with "this checkout /
+ * baseline": the ratio of the median ops/s of the rounds (above 1 this
+ * checkout is faster), with the lowest and highest ratio of the same round's
+ * pair of measurements as the spread.
+ *
  * @module
  */
 
 import { parseArgs } from "@std/cli";
-import {
-  borrowFd,
-  configurePoller,
-  openFd,
-  type OwnedFd,
-  type ReceivedMessage,
-  type SendOptions,
-  UnixSocket,
-} from "../mod.ts";
+import * as fdpass from "../mod.ts";
+import type { OwnedFd, ReceivedMessage, SendOptions } from "../mod.ts";
 import {
   buildC,
   checkPerl,
@@ -66,14 +70,16 @@ import {
   runPeer,
 } from "./support.ts";
 
+const USAGE =
+  "usage: deno run --allow-ffi --allow-read --allow-write --allow-run --allow-env bench/run.ts [--smoke] [--json] [--baseline DIR]";
+
 const args = parseArgs(Deno.args, {
   boolean: ["smoke", "json", "help"],
+  string: ["baseline"],
   alias: { h: "help" },
 });
 if (args.help) {
-  console.log(
-    "usage: deno run --allow-ffi --allow-read --allow-write --allow-run --allow-env bench/run.ts [--smoke] [--json]",
-  );
+  console.log(USAGE);
   Deno.exit(0);
 }
 const smoke = args.smoke;
@@ -153,8 +159,64 @@ interface AsyncSocket {
   recv(options?: { maxBytes?: number }): Promise<ReceivedMessage | null>;
 }
 
-const proto = UnixSocket.prototype as unknown as Record<string, unknown>;
-const hasAsync = typeof proto.send === "function" && typeof proto.recv === "function";
+/**
+ * What the runner uses of a checkout's `mod.ts`: this checkout's, or the
+ * baseline's (imported at run time, so typed as this one's public API).
+ */
+type Library = Pick<typeof fdpass, "UnixSocket" | "openFd" | "borrowFd" | "configurePoller">;
+
+/** A checkout whose library the runner measures. */
+interface Checkout {
+  readonly library: Library;
+  /** Its `bench/peers/echo_child.ts`. */
+  readonly echoChild: string;
+  /** The working directory of its echo child (`undefined`: this process's). */
+  readonly root: string | undefined;
+  /** Whether its `UnixSocket` has `send`/`recv`. */
+  readonly hasAsync: boolean;
+}
+
+function hasAsyncMethods(library: Library): boolean {
+  const proto = library.UnixSocket.prototype as unknown as Record<string, unknown>;
+  return typeof proto.send === "function" && typeof proto.recv === "function";
+}
+
+const current: Checkout = {
+  library: fdpass,
+  echoChild: ECHO_CHILD.pathname,
+  root: undefined,
+  hasAsync: hasAsyncMethods(fdpass),
+};
+const hasAsync = current.hasAsync;
+
+/** Loads the checkout given with `--baseline`, or `null` without it. */
+async function loadBaseline(dir: string | undefined): Promise<Checkout | null> {
+  if (dir === undefined) return null;
+  if (dir === "") {
+    console.error(`--baseline needs a directory\n${USAGE}`);
+    Deno.exit(2);
+  }
+  let root: string;
+  try {
+    root = Deno.realPathSync(dir);
+  } catch (error) {
+    console.error(`Cannot use "${dir}" as the baseline: ${error}`);
+    Deno.exit(2);
+  }
+  const rootUrl = "file://" + root + "/";
+  const echoChild = new URL("bench/peers/echo_child.ts", rootUrl).pathname;
+  try {
+    Deno.statSync(echoChild);
+  } catch {
+    console.error(`The baseline "${root}" has no bench/peers/echo_child.ts`);
+    Deno.exit(2);
+  }
+  const library = await import(new URL("mod.ts", rootUrl).href) as Library;
+  return { library, echoChild, root, hasAsync: hasAsyncMethods(library) };
+}
+
+const baseline = await loadBaseline(args.baseline);
+const baselineDir = baseline?.root ?? null;
 
 /** An implementation: runs one work item and returns ns per operation. */
 interface Implementation {
@@ -174,28 +236,53 @@ const cProgram = buildC();
 const perl = checkPerl();
 const python = checkPython();
 
-const library: Implementation = {
-  name: "fdpass (sync)",
-  missing: null,
-  notApplicable: () => null,
-  measure: (item) => item.crossProcess ? libraryPingPong("sync", item) : libraryInProcess(item),
-};
+/** The library's sync and async rows for one checkout. */
+function libraryImplementations(
+  checkout: Checkout,
+  label: string,
+): [sync: Implementation, async: Implementation] {
+  return [
+    {
+      name: `${label} (sync)`,
+      missing: null,
+      notApplicable: () => null,
+      measure: (item) =>
+        item.crossProcess
+          ? libraryPingPong(checkout, "sync", item)
+          : libraryInProcess(checkout.library, item),
+    },
+    {
+      name: `${label} (async)`,
+      missing: checkout.hasAsync ? null : "not available yet (UnixSocket has no send/recv)",
+      notApplicable: () => null,
+      measure: (item) =>
+        item.crossProcess
+          ? libraryPingPong(checkout, "async", item)
+          : libraryInProcessAsync(checkout.library, item),
+    },
+  ];
+}
+
+const [library, libraryAsync] = libraryImplementations(current, "fdpass");
+const baselineRows = baseline === null ? null : libraryImplementations(baseline, "fdpass baseline");
+
+/** The pairs compared in "this checkout / baseline". */
+const baselinePairs = baselineRows === null ? [] : [
+  { mode: "sync", current: library.name, baseline: baselineRows[0].name },
+  { mode: "async", current: libraryAsync.name, baseline: baselineRows[1].name },
+] as const;
 
 const implementations: Implementation[] = [
   library,
-  {
-    name: "fdpass (async)",
-    missing: hasAsync ? null : "not available yet (UnixSocket has no send/recv)",
-    notApplicable: () => null,
-    measure: (item) =>
-      item.crossProcess ? libraryPingPong("async", item) : libraryInProcessAsync(item),
-  },
+  ...(baselineRows === null ? [] : [baselineRows[0]]),
+  libraryAsync,
+  ...(baselineRows === null ? [] : [baselineRows[1]]),
   {
     name: "fdpass (async, 50 µs spin)",
     missing: hasAsync ? null : "not available yet (UnixSocket has no send/recv)",
     notApplicable: (item) =>
       item.crossProcess ? null : "n/a: in process the data is always ready, nothing spins",
-    measure: (item) => libraryPingPong("async-spin", item),
+    measure: (item) => libraryPingPong(current, "async-spin", item),
   },
   {
     name: "C (cc -O2)",
@@ -243,8 +330,13 @@ function warmupOf(iterations: number): number {
   return Math.floor(iterations / 10) + 1;
 }
 
+/** The library's sync receive. */
+interface SyncReceiver {
+  recvSync(): ReceivedMessage | null;
+}
+
 /** Receives until `bytes` bytes are in, closing every fd that arrives. */
-function receiveAllSync(socket: UnixSocket, bytes: number): void {
+function receiveAllSync(socket: SyncReceiver, bytes: number): void {
   let got = 0;
   while (got < bytes) {
     const message = socket.recvSync();
@@ -264,9 +356,9 @@ async function receiveAll(socket: AsyncSocket, bytes: number): Promise<void> {
   }
 }
 
-function libraryInProcess(item: WorkItem): Promise<number> {
-  const [a, b] = UnixSocket.pair();
-  using devNull = openFd("/dev/null");
+function libraryInProcess(library: Library, item: WorkItem): Promise<number> {
+  const [a, b] = library.UnixSocket.pair();
+  using devNull = library.openFd("/dev/null");
   try {
     const data = new Uint8Array(item.bytes);
     const options = { fds: new Array<OwnedFd>(item.fds).fill(devNull) };
@@ -286,9 +378,9 @@ function libraryInProcess(item: WorkItem): Promise<number> {
   }
 }
 
-async function libraryInProcessAsync(item: WorkItem): Promise<number> {
-  const [a, b] = UnixSocket.pair();
-  using devNull = openFd("/dev/null");
+async function libraryInProcessAsync(library: Library, item: WorkItem): Promise<number> {
+  const [a, b] = library.UnixSocket.pair();
+  using devNull = library.openFd("/dev/null");
   try {
     const sender = a as unknown as AsyncSocket;
     const receiver = b as unknown as AsyncSocket;
@@ -316,9 +408,11 @@ async function libraryInProcessAsync(item: WorkItem): Promise<number> {
  * shows up as end of stream here).
  */
 async function libraryPingPong(
+  checkout: Checkout,
   mode: "sync" | "async" | "async-spin",
   item: WorkItem,
 ): Promise<number> {
+  const { borrowFd, configurePoller, openFd, UnixSocket } = checkout.library;
   const [parent, child] = UnixSocket.pair();
   let process: Deno.ChildProcess;
   try {
@@ -327,12 +421,14 @@ async function libraryPingPong(
       "run",
       "--quiet",
       "--allow-ffi",
-      ECHO_CHILD.pathname,
+      checkout.echoChild,
       String(child.fd),
       mode,
     ], 300);
     process = new Deno.Command(program, {
       args: programArgs,
+      // The baseline's child runs under the baseline's deno.json.
+      ...(checkout.root === undefined ? {} : { cwd: checkout.root }),
       stdin: "null",
       stdout: "null",
       stderr: "piped",
@@ -537,6 +633,57 @@ const concurrent = ((): ConcurrentResult | { error: string } => {
 })();
 log("  done: concurrent pairs");
 
+/** One cell of "this checkout / baseline". */
+interface BaselineComparison {
+  item: string;
+  title: string;
+  mode: "sync" | "async";
+  /** This checkout's median ops/s divided by the baseline's; above 1 this checkout is faster. */
+  ratio: number | null;
+  /** The lowest and highest ratio of the two rows' measurements in the same round. */
+  min: number | null;
+  max: number | null;
+  /** The ratio in each round. */
+  rounds: number[];
+  /** Why there is no ratio (a row failed or is missing), or `null`. */
+  note: string | null;
+}
+
+function compareWithBaseline(): BaselineComparison[] {
+  const comparisons: BaselineComparison[] = [];
+  for (const item of items) {
+    for (const pair of baselinePairs) {
+      const find = (name: string) =>
+        results.find((r) => r.item === item.id && r.implementation === name)!;
+      const now = find(pair.current);
+      const before = find(pair.baseline);
+      const comparison: BaselineComparison = {
+        item: item.id,
+        title: item.title,
+        mode: pair.mode,
+        ratio: null,
+        min: null,
+        max: null,
+        rounds: [],
+        note: null,
+      };
+      if (now.status !== "ok" || before.status !== "ok") {
+        const bad = now.status !== "ok" ? now : before;
+        comparison.note = `${bad.implementation}: ${bad.status}`;
+      } else {
+        // ops/s ratio = ns/op of the baseline over ns/op of this checkout.
+        comparison.ratio = before.nsPerOp! / now.nsPerOp!;
+        comparison.rounds = now.rounds.map((ns, i) => before.rounds[i]! / ns);
+        comparison.min = Math.min(...comparison.rounds);
+        comparison.max = Math.max(...comparison.rounds);
+      }
+      comparisons.push(comparison);
+    }
+  }
+  return comparisons;
+}
+const baselineComparisons = compareWithBaseline();
+
 // Targets from the issues, as ratios measured in this run.
 function ratioFor(item: string, implementation: string): number | null {
   return results.find((r) => r.item === item && r.implementation === implementation)
@@ -598,6 +745,9 @@ if (args.json) {
       mode: smoke ? "smoke" : "full",
       async: hasAsync ? "available" : "not available yet",
       results,
+      ...(baselineDir === null ? {} : {
+        baseline: { dir: baselineDir, thisCheckoutOverBaseline: baselineComparisons },
+      }),
       memory,
       concurrent,
       targets,
@@ -647,6 +797,25 @@ function printTables(): void {
     lines.push(`${r.implementation}, ${r.title}: failed: ${r.note}`);
   }
   lines.push("");
+  if (baselineDir !== null) {
+    lines.push(`This checkout / baseline (${baselineDir}), ops/s:`);
+    lines.push("| work item | rounds | sync | async |");
+    lines.push("| --- | ---: | ---: | ---: |");
+    const cell = (c: BaselineComparison | undefined) =>
+      c === undefined || c.ratio === null
+        ? (c?.note ?? "-")
+        : `${c.ratio.toFixed(3)}x (${c.min!.toFixed(3)}–${c.max!.toFixed(3)})`;
+    for (const item of items) {
+      const of = (mode: string) =>
+        baselineComparisons.find((c) => c.item === item.id && c.mode === mode);
+      lines.push(
+        `| ${item.title} | ${item.rounds} | ${cell(of("sync"))} | ${cell(of("async"))} |`,
+      );
+    }
+    lines.push("Median of the rounds' ops/s of this checkout divided by the baseline's; above 1");
+    lines.push("this checkout is faster. In brackets: the lowest and highest ratio of one round.");
+    lines.push("");
+  }
   if ("error" in memory) {
     lines.push(`Memory: failed: ${memory.error}`);
   } else {

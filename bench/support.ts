@@ -212,18 +212,18 @@ export interface Machine {
 }
 
 /**
- * Describes the machine: CPU model, kernel, Deno version and the date.
+ * Describes the machine: CPU model, kernel (`uname -sr`), Deno version and the date.
  *
  * @returns The description.
  */
 export function machine(): Machine {
   const cpu = readProcFile("/proc/cpuinfo")?.match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ??
     "unknown CPU";
-  const uname = run("uname", ["-r"]);
+  const uname = run("uname", ["-sr"]);
   return {
     cpu,
     cores: navigator.hardwareConcurrency,
-    kernel: uname?.success ? `${Deno.build.os} ${uname.stdout.trim()}` : Deno.build.os,
+    kernel: uname?.success ? uname.stdout.trim() : "unknown kernel",
     deno: Deno.version.deno,
     v8: Deno.version.v8,
     date: new Date().toISOString().slice(0, 10),
