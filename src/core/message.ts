@@ -340,14 +340,10 @@ const LOOP_COPY_MAX = 64;
  * @returns The copy.
  */
 function copyOut(source: Uint8Array, count: number): Uint8Array {
-  // A typed array this small lives in the V8 heap: cheaper than a backing
-  // store, and still a buffer of its own.
+  // slice() copies into a buffer it does not zero first.
+  if (count > LOOP_COPY_MAX) return source.slice(0, count);
   const data = new Uint8Array(count);
-  if (count <= LOOP_COPY_MAX) {
-    for (let i = 0; i < count; i++) data[i] = source[i]!;
-  } else {
-    data.set(source.subarray(0, count));
-  }
+  for (let i = 0; i < count; i++) data[i] = source[i]!;
   return data;
 }
 
