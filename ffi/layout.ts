@@ -24,7 +24,6 @@ export type {
   MsghdrLayout,
   PeerCredentialsLayout,
   PollfdLayout,
-  SockaddrIn6Layout,
   SockaddrInLayout,
   SockaddrUnLayout,
   StatLayout,

@@ -144,13 +144,6 @@ export const symbols = {
     result: "i32",
     optional: true,
   },
-  getrlimit: {
-    parameters: [
-      "i32", // int resource
-      "buffer", // struct rlimit *rlim
-    ],
-    result: "i32",
-  },
   // --- sockets ---
   socket: {
     parameters: [

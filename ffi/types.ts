@@ -84,20 +84,6 @@ export interface SockaddrInLayout {
   readonly address: number;
 }
 
-/** Layout of `struct sockaddr_in6` (IPv6, `ipv6(7)`, `<netinet/in.h>`). */
-export interface SockaddrIn6Layout {
-  /** `sizeof(struct sockaddr_in6)`. */
-  readonly size: number;
-  /** Offset of `sin6_port` (big-endian u16). */
-  readonly port: number;
-  /** Offset of `sin6_flowinfo` (u32, network order). */
-  readonly flowinfo: number;
-  /** Offset of `sin6_addr` (16 bytes, network order). */
-  readonly address: number;
-  /** Offset of `sin6_scope_id` (u32, host order). */
-  readonly scopeId: number;
-}
-
 /** Where the peer's pid, uid and gid are found, and how to ask for them. */
 export interface PeerCredentialsLayout {
   /** `getsockopt` level. */
@@ -202,8 +188,6 @@ export interface Constants {
   readonly AF_UNIX: number;
   /** `AF_INET` (IPv4). */
   readonly AF_INET: number;
-  /** `AF_INET6` (IPv6). */
-  readonly AF_INET6: number;
   /** `SOCK_STREAM`. */
   readonly SOCK_STREAM: number;
   /** `SOCK_DGRAM`. */
@@ -226,14 +210,8 @@ export interface Constants {
   readonly SO_TYPE: number;
   /** `SO_REUSEADDR`. */
   readonly SO_REUSEADDR: number;
-  /** `SO_REUSEPORT`. */
-  readonly SO_REUSEPORT: number;
   /** `SO_ERROR`. */
   readonly SO_ERROR: number;
-  /** `SO_SNDBUF`. */
-  readonly SO_SNDBUF: number;
-  /** `SO_RCVBUF`. */
-  readonly SO_RCVBUF: number;
   /** 0: the platform has no such option; check `features.soNosigpipe`. */
   readonly SO_NOSIGPIPE: number;
   /** `MSG_PEEK`. */
@@ -242,12 +220,8 @@ export interface Constants {
   readonly MSG_TRUNC: number;
   /** `MSG_CTRUNC`. */
   readonly MSG_CTRUNC: number;
-  /** `MSG_WAITALL`. */
-  readonly MSG_WAITALL: number;
   /** `MSG_DONTWAIT`. */
   readonly MSG_DONTWAIT: number;
-  /** `MSG_EOR`. */
-  readonly MSG_EOR: number;
   /** `MSG_NOSIGNAL`. */
   readonly MSG_NOSIGNAL: number;
   /** 0: the platform has no such flag; check `features.msgCmsgCloexec`. */
@@ -403,8 +377,6 @@ export interface Layout {
   readonly sockaddrUn: SockaddrUnLayout;
   /** `struct sockaddr_in`; its family field sits where `sockaddrUn`'s does. */
   readonly sockaddrIn: SockaddrInLayout;
-  /** `struct sockaddr_in6`; its family field sits where `sockaddrUn`'s does. */
-  readonly sockaddrIn6: SockaddrIn6Layout;
   /** How to read the peer's credentials. */
   readonly peerCredentials: PeerCredentialsLayout;
   /** `struct ucred` for `SCM_CREDENTIALS`, or 0 where there is none. */

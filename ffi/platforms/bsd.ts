@@ -59,16 +59,11 @@ const commonConstants = {
   SO_PASSCRED: 0,
   SO_TYPE: 0x1008,
   SO_REUSEADDR: 4,
-  SO_REUSEPORT: 0x200,
   SO_ERROR: 0x1007,
-  SO_SNDBUF: 0x1001,
-  SO_RCVBUF: 0x1002,
   MSG_PEEK: 2,
   MSG_TRUNC: 0x10,
   MSG_CTRUNC: 0x20,
-  MSG_WAITALL: 0x40,
   MSG_DONTWAIT: 0x80,
-  MSG_EOR: 0x8,
   F_GETFD: 1,
   F_SETFD: 2,
   F_GETFL: 3,
@@ -188,7 +183,6 @@ const common = {
   sockaddrUn,
   sockaddrIn: { size: 16, port: 2, address: 4 },
   // netinet6/in6.h: `u8 sin6_len` and `u8 sin6_family` where Linux has a u16 family.
-  sockaddrIn6: { size: 28, port: 2, flowinfo: 4, address: 8, scopeId: 24 },
   // No SCM_CREDENTIALS.
   ucredSize: 0,
   pollfd: { size: 8, fd: 0, events: 4, revents: 6 },
@@ -254,7 +248,6 @@ export const darwinArm64: Layout = Object.freeze<Layout>({
   stat: { size: 144, dev: 0, devSize: 4, ino: 8, mode: 4, modeSize: 2, fileSize: 96 },
   constants: {
     ...commonConstants,
-    AF_INET6: 30,
     SOCK_CLOEXEC: 0,
     SOCK_NONBLOCK: 0,
     SO_NOSIGPIPE: 0x1022,
@@ -307,7 +300,6 @@ export const freebsdX86_64: Layout = Object.freeze<Layout>({
   stat: { size: 224, dev: 0, devSize: 8, ino: 8, mode: 24, modeSize: 2, fileSize: 112 },
   constants: {
     ...commonConstants,
-    AF_INET6: 28,
     SOCK_CLOEXEC: 0x10000000,
     SOCK_NONBLOCK: 0x20000000,
     SO_NOSIGPIPE: 0x0800,

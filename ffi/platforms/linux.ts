@@ -49,7 +49,6 @@ const msghdr: MsghdrLayout = {
 const commonConstants = {
   AF_UNIX: 1,
   AF_INET: 2,
-  AF_INET6: 10,
   SOCK_STREAM: 1,
   SOCK_DGRAM: 2,
   SOCK_SEQPACKET: 5,
@@ -61,17 +60,12 @@ const commonConstants = {
   SO_PASSCRED: 16,
   SO_TYPE: 3,
   SO_REUSEADDR: 2,
-  SO_REUSEPORT: 15,
   SO_ERROR: 4,
-  SO_SNDBUF: 7,
-  SO_RCVBUF: 8,
   SO_NOSIGPIPE: 0,
   MSG_PEEK: 2,
   MSG_TRUNC: 0x20,
   MSG_CTRUNC: 0x8,
-  MSG_WAITALL: 0x100,
   MSG_DONTWAIT: 0x40,
-  MSG_EOR: 0x80,
   MSG_NOSIGNAL: 0x4000,
   MSG_CMSG_CLOEXEC: 0x40000000,
   F_DUPFD_CLOEXEC: 1030,
@@ -215,7 +209,6 @@ const common = {
     maxPathBytes: 108,
   },
   sockaddrIn: { size: 16, port: 2, address: 4 },
-  sockaddrIn6: { size: 28, port: 2, flowinfo: 4, address: 8, scopeId: 24 },
   peerCredentials: {
     level: 1, // SOL_SOCKET
     option: 17, // SO_PEERCRED

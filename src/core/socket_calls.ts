@@ -80,7 +80,7 @@ function finishNewSocket(fd: number, nonblocking = false): void {
 /**
  * Creates a socket, close-on-exec.
  *
- * @param family `AF_UNIX`, `AF_INET` or `AF_INET6`.
+ * @param family `AF_UNIX` or `AF_INET`.
  * @param type The `SOCK_*` number.
  * @param nonblocking Whether to set `O_NONBLOCK`.
  * @returns The new fd number.

@@ -305,11 +305,6 @@ int main(void) {
   PRINT("sockaddrIn.size", sizeof(struct sockaddr_in));
   OFFSET("sockaddrIn", "port", struct sockaddr_in, sin_port);
   OFFSET("sockaddrIn", "address", struct sockaddr_in, sin_addr);
-  PRINT("sockaddrIn6.size", sizeof(struct sockaddr_in6));
-  OFFSET("sockaddrIn6", "port", struct sockaddr_in6, sin6_port);
-  OFFSET("sockaddrIn6", "flowinfo", struct sockaddr_in6, sin6_flowinfo);
-  OFFSET("sockaddrIn6", "address", struct sockaddr_in6, sin6_addr);
-  OFFSET("sockaddrIn6", "scopeId", struct sockaddr_in6, sin6_scope_id);
 
   /* struct sockaddr_un. unix(7): Linux accepts a path that fills sun_path
    * with no NUL. */
@@ -351,7 +346,6 @@ int main(void) {
   /* Constants, in the order of the Constants interface. */
   CONSTANT(AF_UNIX);
   CONSTANT(AF_INET);
-  CONSTANT(AF_INET6);
   CONSTANT(SOCK_STREAM);
   CONSTANT(SOCK_DGRAM);
   CONSTANT(SOCK_SEQPACKET);
@@ -363,10 +357,7 @@ int main(void) {
   CONSTANT(SO_PASSCRED);
   CONSTANT(SO_TYPE);
   CONSTANT(SO_REUSEADDR);
-  CONSTANT(SO_REUSEPORT);
   CONSTANT(SO_ERROR);
-  CONSTANT(SO_SNDBUF);
-  CONSTANT(SO_RCVBUF);
 #ifdef SO_NOSIGPIPE
   CONSTANT(SO_NOSIGPIPE);
 #else
@@ -375,9 +366,7 @@ int main(void) {
   CONSTANT(MSG_PEEK);
   CONSTANT(MSG_TRUNC);
   CONSTANT(MSG_CTRUNC);
-  CONSTANT(MSG_WAITALL);
   CONSTANT(MSG_DONTWAIT);
-  CONSTANT(MSG_EOR);
   CONSTANT(MSG_NOSIGNAL);
   CONSTANT(MSG_CMSG_CLOEXEC);
   CONSTANT(F_DUPFD_CLOEXEC);
