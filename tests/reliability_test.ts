@@ -34,8 +34,15 @@ import {
 } from "../mod.ts";
 import type { UnixAddress } from "../mod.ts";
 import { libc } from "../ffi/libc.ts";
-import { decoder, encoder, hasCommand, leakCheckedTest, tempSocketPath } from "./helpers.ts";
-import { isReady, spawnDeno } from "./fixtures/support.ts";
+import {
+  decoder,
+  encoder,
+  hasCommand,
+  isReady,
+  leakCheckedTest,
+  spawnDeno,
+  tempSocketPath,
+} from "./helpers.ts";
 
 // The poller's own fds (the epoll fd and its wake eventfd) live as long as
 // the process: create them before the first fd census (a wait on stderr

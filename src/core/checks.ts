@@ -106,13 +106,22 @@ export function checkOptions<T extends object>(options: T | undefined): T {
 const encoder = new TextEncoder();
 
 /**
- * Encodes a string as a NUL-terminated C string.
+ * Encodes a string (as UTF-8) or copies raw bytes as a NUL-terminated C
+ * string: the one way the library builds one.
  *
- * @param value The string.
+ * @param value The string or bytes.
  * @param name The argument name for errors.
  * @returns The bytes, ending in NUL.
  */
-export function cString(value: string, name: string): Uint8Array {
+export function cString(value: string | Uint8Array, name: string): Uint8Array {
+  if (value instanceof Uint8Array) {
+    if (value.includes(0)) {
+      throw new TypeError(`Argument "${name}" must not contain a NUL byte`);
+    }
+    const bytes = new Uint8Array(value.byteLength + 1);
+    bytes.set(value);
+    return bytes;
+  }
   if (typeof value !== "string") {
     throw new TypeError(`Argument "${name}" must be a string, received ${describeValue(value)}`);
   }

@@ -7,6 +7,7 @@
  */
 
 import { libc } from "../../ffi/libc.ts";
+import { cString } from "./checks.ts";
 import { errnoError } from "./errors.ts";
 import { check, failure, syscall, WOULD_BLOCK, type WouldBlock } from "./syscall.ts";
 
@@ -321,7 +322,7 @@ const decoder = new TextDecoder();
 export function fdPath(fd: number): string | null {
   const { lib, layout } = libc();
   if (!layout.features.procSelfFd) return null;
-  const link = new TextEncoder().encode(`/proc/self/fd/${fd}\0`);
+  const link = cString(`/proc/self/fd/${fd}`, "fd");
   const n = Number(lib.readlink(link, linkBuffer, BigInt(linkBuffer.byteLength)));
   if (n < 0) return null;
   return decoder.decode(linkBuffer.subarray(0, n));

@@ -7,6 +7,7 @@
  */
 
 import { libc } from "../../ffi/libc.ts";
+import { cString } from "./checks.ts";
 import { errnoError } from "./errors.ts";
 import { formatAddress, type UnixAddress } from "./address.ts";
 import { lstatPath } from "./fd_ops.ts";
@@ -22,13 +23,6 @@ export interface SocketFile {
   readonly dev: bigint;
   /** `st_ino` at bind time. */
   readonly ino: bigint;
-}
-
-function pathBytes(address: string | Uint8Array): Uint8Array {
-  const bytes = typeof address === "string" ? new TextEncoder().encode(address) : address;
-  const path = new Uint8Array(bytes.byteLength + 1);
-  path.set(bytes);
-  return path;
 }
 
 /**
@@ -75,7 +69,7 @@ export function bindAndRemember(
   removeExisting: boolean,
 ): SocketFile | null {
   const isPath = typeof address === "string" || address instanceof Uint8Array;
-  const path = isPath ? pathBytes(address) : null;
+  const path = isPath ? cString(address, "address") : null;
   const name = formatAddress(address);
   if (removeExisting && isPath) {
     const existing = lstatPath(path!, name);
