@@ -20,23 +20,21 @@
 import { assert, assertEquals, assertFalse, assertStringIncludes, assertThrows } from "@std/assert";
 import { ControlTruncatedError, openFd, type OwnedFd, pipe, UnixSocket } from "../mod.ts";
 import { libc } from "../ffi/libc.ts";
-import { decoder, tempSocketPath } from "./helpers.ts";
 import {
+  closeAll,
+  decoder,
   expectSuccess,
   isReady,
-  leakChecked,
+  leakCheckedTest,
   openFdNumbers,
+  pollUntilReadable,
   readUpTo,
   spawnDeno,
-  waitReadable,
-} from "./fixtures/support.ts";
+  tempSocketPath,
+} from "./helpers.ts";
 
 /** CPython's test payload. */
 const MSG = "Michael Gilfix was here\u1234\r\n";
-
-function closeAll(fds: Iterable<{ close(): void }>): void {
-  for (const fd of fds) fd.close();
-}
 
 /**
  * CPython's sent fds: temp files whose content is their index. The files
@@ -76,10 +74,10 @@ function passIndexedFiles(count: number, maxFds?: number): void {
       checkFds(message.fds, count);
       assertEquals(message.truncated, false);
     } finally {
-      closeAll(message.fds);
+      closeAll(...message.fds);
     }
   } finally {
-    closeAll(files);
+    closeAll(...files);
     a.close();
     b.close();
   }
@@ -122,7 +120,7 @@ function checkTruncated(sent: number, maxFds: number): void {
   }
 }
 
-leakChecked("CPython SCM_RIGHTS scenarios", async (t) => {
+leakCheckedTest("CPython SCM_RIGHTS scenarios", async (t) => {
   await t.step("FDPassSimple: one fd arrives with the message", () => {
     passIndexedFiles(1);
   });
@@ -153,7 +151,7 @@ leakChecked("CPython SCM_RIGHTS scenarios", async (t) => {
     assertEquals(decoder.decode(first.data), MSG);
     assertEquals(decoder.decode(second.data), MSG);
     checkFds([...first.fds, ...second.fds], 2);
-    closeAll([...first.fds, ...second.fds, ...files, a, b]);
+    closeAll(...first.fds, ...second.fds, ...files, a, b);
   });
 
   await t.step("FDPassEmpty: an empty fd list sends plain data", () => {
@@ -167,70 +165,80 @@ leakChecked("CPython SCM_RIGHTS scenarios", async (t) => {
   });
 
   await t.step({
-    name: "FDPassPartialInt / FDPassPartialIntInMiddle: not expressible",
+    name: "FDPassPartialInt / FDPassPartialIntInMiddle cannot be sent: fd lists hold whole numbers",
     ignore: true,
     fn(): void {
       // The fd list holds whole fd numbers only; a fractional or negative
-      // number is a RangeError (tests/errors_test.ts).
+      // number is a RangeError (tests/errors_test.ts). A partial int in a
+      // received SCM_RIGHTS payload is covered by tests/message_test.ts.
     },
   });
 
   // Truncated header: CmsgTruncNoBufSize, CmsgTrunc0, CmsgTrunc1,
   // CmsgTrunc2Int, CmsgTruncLen0Minus1 all leave no room for the one fd sent.
-  await t.step("CmsgTrunc* (no room for the header): one fd, maxFds 0", () => {
-    checkTruncated(1, 0);
-  });
+  await t.step(
+    "CmsgTrunc*: recvSync() with maxFds 0 closes the one fd that arrived and keeps the data",
+    () => {
+      checkTruncated(1, 0);
+    },
+  );
 
   // Truncated array: CmsgTruncLen0 (1 fd, room 0), CmsgTruncLen0Plus1
   // (2 fds, room 0), CmsgTruncLen1 (2 fds, room 1), CmsgTruncLen2Minus1
   // (2 fds, room 1). Where CPython may get a partial array, fdpass closes
   // every fd that arrived and says how many there were.
-  await t.step("CmsgTruncLen0Plus1: two fds, maxFds 0", () => {
+  await t.step("CmsgTruncLen0Plus1: recvSync() with maxFds 0 closes both fds that arrived", () => {
     checkTruncated(2, 0);
   });
 
-  await t.step("CmsgTruncLen1 / CmsgTruncLen2Minus1: two fds, maxFds 1", () => {
-    checkTruncated(2, 1);
-  });
+  await t.step(
+    "CmsgTruncLen1 / CmsgTruncLen2Minus1: recvSync() with maxFds 1 closes both fds that arrived",
+    () => {
+      checkTruncated(2, 1);
+    },
+  );
 
-  await t.step("truncation of a large array: 253 fds, maxFds 252", () => {
+  await t.step("recvSync() with maxFds 252 closes all 253 fds of a large array", () => {
     checkTruncated(253, 252);
   });
 
   await t.step({
-    name: "CmsgMacroTests: CMSG_LEN/CMSG_SPACE arithmetic is covered by the layout tests",
+    name: "CmsgMacroTests: the CMSG_LEN and CMSG_SPACE arithmetic is covered by the layout tests",
     ignore: true,
     fn(): void {},
   });
 
-  await t.step("SendRecvFdsTests: ten pipe read ends, checked through their write ends", () => {
-    const [a, b] = UnixSocket.pair();
-    const pipes = Array.from({ length: 10 }, () => pipe());
-    const data = new TextEncoder().encode("data");
-    try {
-      a.sendSync(data, { fds: pipes.map(([r]) => r) });
-      const message = b.recvSync({ maxBytes: data.byteLength * 2, maxFds: 20 })!;
+  await t.step(
+    "SendRecvFdsTests: ten pipe read ends arrive in order, checked through their write ends",
+    () => {
+      const [a, b] = UnixSocket.pair();
+      const pipes = Array.from({ length: 10 }, () => pipe());
+      const data = new TextEncoder().encode("data");
       try {
-        assertEquals(message.data, data);
-        assertEquals(message.fds.length, 10);
-        assertEquals(message.truncated, false);
-        pipes.forEach(([, w], i) => w.writeAllSync(String(i)));
-        message.fds.forEach((fd, i) => {
-          assertEquals(fd.kind, "pipe");
-          assertEquals(decoder.decode(readUpTo(fd, 1)), String(i));
-        });
+        a.sendSync(data, { fds: pipes.map(([r]) => r) });
+        const message = b.recvSync({ maxBytes: data.byteLength * 2, maxFds: 20 })!;
+        try {
+          assertEquals(message.data, data);
+          assertEquals(message.fds.length, 10);
+          assertEquals(message.truncated, false);
+          pipes.forEach(([, w], i) => w.writeAllSync(String(i)));
+          message.fds.forEach((fd, i) => {
+            assertEquals(fd.kind, "pipe");
+            assertEquals(decoder.decode(readUpTo(fd, 1)), String(i));
+          });
+        } finally {
+          closeAll(...message.fds);
+        }
       } finally {
-        closeAll(message.fds);
+        for (const [r, w] of pipes) closeAll(r, w);
+        a.close();
+        b.close();
       }
-    } finally {
-      for (const [r, w] of pipes) closeAll([r, w]);
-      a.close();
-      b.close();
-    }
-  });
+    },
+  );
 
   for (const type of ["stream", "seqpacket"] as const) {
-    await t.step(`RecvmsgEOF: null after the ${type} peer closes`, () => {
+    await t.step(`RecvmsgEOF: recvSync() returns null after the ${type} peer closes`, () => {
       const [a, b] = UnixSocket.pair(type);
       a.sendSync(MSG);
       a.close();
@@ -241,25 +249,28 @@ leakChecked("CPython SCM_RIGHTS scenarios", async (t) => {
     });
   }
 
-  await t.step("RecvmsgShorter / RecvmsgOverflow: a stream read shorter than the data", () => {
-    const [a, b] = UnixSocket.pair();
-    const files = indexedFiles(1);
-    a.sendSync(MSG, { fds: files });
-    const head = b.recvSync({ maxBytes: 5 })!;
-    assertEquals(decoder.decode(head.data), MSG.slice(0, 5));
-    assertEquals(head.truncated, false); // A stream is never truncated.
-    checkFds(head.fds, 1);
-    const tail = b.recvSync()!;
-    assertEquals(tail.fds.length, 0);
-    assertEquals(
-      decoder.decode(new Uint8Array([...head.data, ...tail.data])),
-      MSG,
-    );
-    closeAll([...head.fds, ...files, a, b]);
-  });
+  await t.step(
+    "RecvmsgShorter / RecvmsgOverflow: a stream read shorter than the data gets the fds with its first part",
+    () => {
+      const [a, b] = UnixSocket.pair();
+      const files = indexedFiles(1);
+      a.sendSync(MSG, { fds: files });
+      const head = b.recvSync({ maxBytes: 5 })!;
+      assertEquals(decoder.decode(head.data), MSG.slice(0, 5));
+      assertEquals(head.truncated, false); // A stream is never truncated.
+      checkFds(head.fds, 1);
+      const tail = b.recvSync()!;
+      assertEquals(tail.fds.length, 0);
+      assertEquals(
+        decoder.decode(new Uint8Array([...head.data, ...tail.data])),
+        MSG,
+      );
+      closeAll(...head.fds, ...files, a, b);
+    },
+  );
 
   for (const type of ["dgram", "seqpacket"] as const) {
-    await t.step(`RecvmsgTrunc: ${type} maxBytes smaller than the message sets truncated`, () => {
+    await t.step(`RecvmsgTrunc: a ${type} maxBytes smaller than the message sets truncated`, () => {
       const [a, b] = UnixSocket.pair(type);
       const files = indexedFiles(1);
       a.sendSync(MSG, { fds: files });
@@ -273,7 +284,7 @@ leakChecked("CPython SCM_RIGHTS scenarios", async (t) => {
       const next = b.recvSync()!;
       assertEquals(decoder.decode(next.data), "second");
       assertFalse(next.truncated);
-      closeAll([...cut.fds, ...files, a, b]);
+      closeAll(...cut.fds, ...files, a, b);
     });
   }
 
@@ -285,22 +296,25 @@ leakChecked("CPython SCM_RIGHTS scenarios", async (t) => {
     assertEquals(message.data.byteLength, 0);
     assert(message.truncated);
     checkFds(message.fds, 2);
-    closeAll([...message.fds, ...files, a, b]);
+    closeAll(...message.fds, ...files, a, b);
   });
 
   await t.step({
-    name: "RecvmsgPeek: MSG_PEEK is not offered (it installs duplicate fds)",
+    name: "RecvmsgPeek: MSG_PEEK is not offered, because it installs duplicate fds",
     ignore: true,
     fn(): void {},
   });
 
-  await t.step("SendmsgAfterClose / RecvmsgAfterClose: TypeError", () => {
-    const [a, b] = UnixSocket.pair();
-    a.close();
-    assertThrows(() => a.sendSync(MSG), TypeError, "closed");
-    assertThrows(() => a.recvSync(), TypeError, "closed");
-    b.close();
-  });
+  await t.step(
+    "SendmsgAfterClose / RecvmsgAfterClose: sendSync() and recvSync() on a closed socket throw a TypeError",
+    () => {
+      const [a, b] = UnixSocket.pair();
+      a.close();
+      assertThrows(() => a.sendSync(MSG), TypeError, "closed");
+      assertThrows(() => a.recvSync(), TypeError, "closed");
+      b.close();
+    },
+  );
 
   await t.step(
     "a large stream message continues over partial sends; fds come with the first chunk",
@@ -311,9 +325,9 @@ leakChecked("CPython SCM_RIGHTS scenarios", async (t) => {
       const child = spawnDeno("stream_sender.ts", [temp.path, String(size)]);
       const received: OwnedFd[] = [];
       try {
-        await waitReadable(listener.fd, "the sender to connect");
+        await pollUntilReadable(listener.fd, "the sender to connect");
         using connection = listener.acceptSync();
-        await waitReadable(connection.fd, "the first chunk");
+        await pollUntilReadable(connection.fd, "the first chunk");
         const fdsPerRead: number[] = [];
         let total = 0;
         let mismatch = -1;
@@ -339,7 +353,7 @@ leakChecked("CPython SCM_RIGHTS scenarios", async (t) => {
         const report = JSON.parse(await expectSuccess(child));
         assertEquals(report, { sent: size, reply: "ok" });
       } finally {
-        closeAll(received);
+        closeAll(...received);
         child.kill();
         await child.done;
         listener.close();
@@ -357,9 +371,9 @@ leakChecked("CPython SCM_RIGHTS scenarios", async (t) => {
       const child = spawnDeno("fd_limit_child.ts", [temp.path, "2"], { fdLimit: 64 });
       const pipes = Array.from({ length: 5 }, () => pipe());
       try {
-        await waitReadable(listener.fd, "the child to connect");
+        await pollUntilReadable(listener.fd, "the child to connect");
         using connection = listener.acceptSync();
-        await waitReadable(connection.fd, "the child to fill its fd table");
+        await pollUntilReadable(connection.fd, "the child to fill its fd table");
         assertEquals(decoder.decode(connection.recvSync()!.data), "ready");
         connection.sendSync("five", { fds: pipes.map(([, w]) => w) });
         for (const [, w] of pipes) w.close();
@@ -372,14 +386,14 @@ leakChecked("CPython SCM_RIGHTS scenarios", async (t) => {
       } finally {
         child.kill();
         await child.done;
-        for (const [r, w] of pipes) closeAll([r, w]);
+        for (const [r, w] of pipes) closeAll(r, w);
         listener.close();
         temp.cleanup();
       }
     },
   );
 
-  await t.step("ControlTruncatedError message names the count and maxFds", () => {
+  await t.step("ControlTruncatedError's message names the count and maxFds", () => {
     const [a, b] = UnixSocket.pair();
     using devNull = openFd("/dev/null");
     a.sendSync(MSG, { fds: [devNull, devNull, devNull] });

@@ -1,6 +1,10 @@
 /**
- * Every argument error and system error of the core API, with its
- * documented class, fields and message.
+ * The error contract (src/core/errors.ts and the checks in
+ * src/core/checks.ts): every argument error and system error of the core
+ * API, with its documented class, fields and message. Kept as one catalogue
+ * across the APIs, because what it documents is the shape of the errors
+ * (class, `code`, `errno`, `syscall`, `path`, message wording), which is the
+ * same for every module.
  *
  * @module
  */
@@ -26,10 +30,10 @@ import {
 } from "../mod.ts";
 import { libc } from "../ffi/libc.ts";
 import { bindFd, createUnixSocket } from "../src/core/socket_calls.ts";
-import { tempSocketPath } from "./helpers.ts";
-import { isOpen, isReady, leakChecked } from "./fixtures/support.ts";
+import { closeAll, isOpen, isReady, leakCheckedTest, tempSocketPath } from "./helpers.ts";
 
 /** A number that is certainly not an open fd right now. */
+
 function closedNumber(): number {
   const fd = openFd("/dev/null");
   const number = fd.fd;
@@ -38,6 +42,7 @@ function closedNumber(): number {
 }
 
 /** Asserts an ErrnoError's fields and that it is also the matching Deno error. */
+
 function assertErrno(
   error: unknown,
   DenoClass: new (...args: never[]) => Error,
@@ -50,80 +55,81 @@ function assertErrno(
   assertEquals(e.name, DenoClass.name);
 }
 
-leakChecked("argument errors", async (t) => {
-  await t.step("negative, fractional and NaN fd numbers are RangeErrors", () => {
-    for (const bad of [-1, 1.5, NaN, Infinity, 2 ** 31]) {
-      const error = assertThrows(() => new OwnedFd(bad), RangeError);
-      assertStringIncludes(error.message, `Argument "fd" must be a non-negative integer`);
-      assertThrows(() => borrowFd(bad), RangeError, `Argument "fd"`);
-      assertThrows(() => new BorrowedFd(bad), RangeError);
-      assertThrows(() => UnixSocket.from(bad), RangeError, `Argument "fd"`);
-    }
-    const [a, b] = UnixSocket.pair();
-    using devNull = openFd("/dev/null");
-    assertThrows(
-      () => a.sendSync("x", { fds: [devNull, -1] }),
-      RangeError,
-      `Argument "fds[1]" must be a non-negative integer fd number, received -1`,
-    );
-    assertThrows(() => a.sendSync("x", { fds: [0.5] }), RangeError, `"fds[0]"`);
-    assertThrows(() => a.sendSync("x", { fds: [NaN] }), RangeError, "received NaN");
-    assertThrows(() => sendFd(a, -3), RangeError, `Argument "fd"`);
-    assertThrows(() => sendFd(-3, devNull), RangeError, `Argument "socket"`);
-    assertFalse(isReady(b.fd), "nothing may be sent after an argument error");
-    a.close();
-    b.close();
-  });
+leakCheckedTest("a negative, fractional or NaN fd number is a RangeError", () => {
+  for (const bad of [-1, 1.5, NaN, Infinity, 2 ** 31]) {
+    const error = assertThrows(() => new OwnedFd(bad), RangeError);
+    assertStringIncludes(error.message, `Argument "fd" must be a non-negative integer`);
+    assertThrows(() => borrowFd(bad), RangeError, `Argument "fd"`);
+    assertThrows(() => new BorrowedFd(bad), RangeError);
+    assertThrows(() => UnixSocket.from(bad), RangeError, `Argument "fd"`);
+  }
+  const [a, b] = UnixSocket.pair();
+  using devNull = openFd("/dev/null");
+  assertThrows(
+    () => a.sendSync("x", { fds: [devNull, -1] }),
+    RangeError,
+    `Argument "fds[1]" must be a non-negative integer fd number, received -1`,
+  );
+  assertThrows(() => a.sendSync("x", { fds: [0.5] }), RangeError, `"fds[0]"`);
+  assertThrows(() => a.sendSync("x", { fds: [NaN] }), RangeError, "received NaN");
+  assertThrows(() => sendFd(a, -3), RangeError, `Argument "fd"`);
+  assertThrows(() => sendFd(-3, devNull), RangeError, `Argument "socket"`);
+  assertFalse(isReady(b.fd), "nothing may be sent after an argument error");
+  a.close();
+  b.close();
+});
 
-  await t.step("non-number fds are TypeErrors", () => {
-    assertThrows(
-      () => new OwnedFd("3" as unknown as number),
-      TypeError,
-      `Argument "fd" must be a number or an fd object, received "3"`,
-    );
-    assertThrows(() => UnixSocket.from("3" as unknown as number), TypeError, `Argument "fd"`);
-    assertThrows(() => UnixSocket.from({} as unknown as number), TypeError, `Argument "fd"`);
-    const [a, b] = UnixSocket.pair();
-    assertThrows(
-      () => a.sendSync("x", { fds: ["3" as unknown as number] }),
-      TypeError,
-      `Argument "fds[0]" must be an fd number or an object with an fd, received "3"`,
-    );
-    assertThrows(() => a.sendSync("x", { fds: [{} as { fd: number }] }), TypeError, `"fds[0]"`);
-    assertThrows(
-      () => a.sendSync("x", { fds: 3 as unknown as number[] }),
-      TypeError,
-      `Option "fds" must be an array of fds, received number 3`,
-    );
-    assertThrows(() => a.sendSync("x", { fds: null as unknown as number[] }), TypeError, "null");
-    assertThrows(
-      () => a.sendSync(5 as unknown as string),
-      TypeError,
-      `Argument "data" must be a Uint8Array or a string, received number 5`,
-    );
-    assertFalse(isReady(b.fd));
-    a.close();
-    b.close();
-  });
+leakCheckedTest("an fd that is neither a number nor an fd object is a TypeError", () => {
+  assertThrows(
+    () => new OwnedFd("3" as unknown as number),
+    TypeError,
+    `Argument "fd" must be a number or an fd object, received "3"`,
+  );
+  assertThrows(() => UnixSocket.from("3" as unknown as number), TypeError, `Argument "fd"`);
+  assertThrows(() => UnixSocket.from({} as unknown as number), TypeError, `Argument "fd"`);
+  const [a, b] = UnixSocket.pair();
+  assertThrows(
+    () => a.sendSync("x", { fds: ["3" as unknown as number] }),
+    TypeError,
+    `Argument "fds[0]" must be an fd number or an object with an fd, received "3"`,
+  );
+  assertThrows(() => a.sendSync("x", { fds: [{} as { fd: number }] }), TypeError, `"fds[0]"`);
+  assertThrows(
+    () => a.sendSync("x", { fds: 3 as unknown as number[] }),
+    TypeError,
+    `Option "fds" must be an array of fds, received number 3`,
+  );
+  assertThrows(() => a.sendSync("x", { fds: null as unknown as number[] }), TypeError, "null");
+  assertThrows(
+    () => a.sendSync(5 as unknown as string),
+    TypeError,
+    `Argument "data" must be a Uint8Array or a string, received number 5`,
+  );
+  assertFalse(isReady(b.fd));
+  a.close();
+  b.close();
+});
 
-  await t.step("a closed OwnedFd or socket in fds is a TypeError", () => {
-    const [a, b] = UnixSocket.pair();
-    const closed = openFd("/dev/null");
-    closed.close();
-    assertThrows(
-      () => a.sendSync("x", { fds: [0, closed] }),
-      TypeError,
-      `Argument "fds[1]" is closed`,
-    );
-    const [c, d] = UnixSocket.pair();
-    c.close();
-    assertThrows(() => a.sendSync("x", { fds: [c] }), TypeError, `Argument "fds[0]" is closed`);
-    assertThrows(() => sendFd(a, closed), TypeError, `Argument "fd" is closed`);
-    assertFalse(isReady(b.fd));
-    closeAll(a, b, d);
-  });
+leakCheckedTest("a closed OwnedFd or socket in fds is a TypeError", () => {
+  const [a, b] = UnixSocket.pair();
+  const closed = openFd("/dev/null");
+  closed.close();
+  assertThrows(
+    () => a.sendSync("x", { fds: [0, closed] }),
+    TypeError,
+    `Argument "fds[1]" is closed`,
+  );
+  const [c, d] = UnixSocket.pair();
+  c.close();
+  assertThrows(() => a.sendSync("x", { fds: [c] }), TypeError, `Argument "fds[0]" is closed`);
+  assertThrows(() => sendFd(a, closed), TypeError, `Argument "fd" is closed`);
+  assertFalse(isReady(b.fd));
+  closeAll(a, b, d);
+});
 
-  await t.step("more than 253 fds is a RangeError that explains the kernel limit", () => {
+leakCheckedTest(
+  "sendSync() with more than 253 fds throws a RangeError that explains the kernel limit",
+  () => {
     const [a, b] = UnixSocket.pair("seqpacket");
     const error = assertThrows(
       () => a.sendSync("x", { fds: new Array(300).fill(0) }),
@@ -148,9 +154,12 @@ leakChecked("argument errors", async (t) => {
     const message = b.recvSync()!;
     assertEquals(message.fds.length, 253);
     closeAll(...message.fds, a, b);
-  });
+  },
+);
 
-  await t.step("socket path too long, NUL, empty and wrong types", () => {
+leakCheckedTest(
+  "a socket address that is too long, empty, holds a NUL or has the wrong type is refused",
+  () => {
     const error = assertThrows(
       () => UnixSocket.connectSync("/" + "a".repeat(108)),
       RangeError,
@@ -182,86 +191,89 @@ leakChecked("argument errors", async (t) => {
     );
     assertThrows(() => UnixSocket.connectSync(5 as unknown as string), TypeError, "number 5");
     dgram.close();
-  });
+  },
+);
 
-  await t.step("a 108-byte path is the longest accepted", () => {
-    const temp = tempSocketPath();
-    try {
-      const path = temp.dir + "/" + "p".repeat(108 - temp.dir.length - 1);
-      assertEquals(new TextEncoder().encode(path).byteLength, 108);
-      using listener = UnixSocket.listen(path);
-      using client = UnixSocket.connectSync(path);
-      using server = listener.acceptSync();
-      assertEquals(client.remoteAddress, path);
-      assertEquals(server.localAddress, path);
-    } finally {
-      temp.cleanup();
-    }
-  });
-
-  await t.step("use after close is a TypeError", () => {
-    const [a, b] = UnixSocket.pair();
-    a.close();
-    const calls: [string, () => unknown][] = [
-      ["fd", () => a.fd],
-      ["sendSync", () => a.sendSync("x")],
-      ["recvSync", () => a.recvSync()],
-      ["localAddress", () => a.localAddress],
-      ["remoteAddress", () => a.remoteAddress],
-      ["peerCredentials", () => a.peerCredentials()],
-      ["shutdown", () => a.shutdown()],
-      ["toOwnedFd", () => a.toOwnedFd()],
-      ["toNetSocket", () => a.toNetSocket()],
-      ["passCredentials", () => (a.passCredentials = true)],
-      ["sendFd", () => sendFd(a, 0)],
-      ["recvFd", () => recvFd(a)],
-    ];
-    for (const [name, call] of calls) {
-      const error = assertThrows(call, TypeError, undefined, name);
-      assertEquals(error.message, "Cannot use the socket: it is closed", name);
-    }
-    assert(a.closed);
-    a.close(); // Idempotent.
-    b.close();
-
-    const dgram = UnixSocket.datagram();
-    dgram.close();
-    assertThrows(() => dgram.sendToSync("/tmp/x", "x"), TypeError, "closed");
-    assertThrows(() => dgram.recvFromSync(), TypeError, "closed");
-
-    const temp = tempSocketPath();
-    const listener = UnixSocket.listen(temp.path);
-    listener.close();
-    assertThrows(() => listener.acceptSync(), TypeError, "Cannot use the listener: it is closed");
-    assertThrows(() => listener.fd, TypeError, "closed");
-    assertThrows(() => listener.localAddress, TypeError, "closed");
-    listener.close();
+leakCheckedTest("a 108-byte socket path is the longest accepted", () => {
+  const temp = tempSocketPath();
+  try {
+    const path = temp.dir + "/" + "p".repeat(108 - temp.dir.length - 1);
+    assertEquals(new TextEncoder().encode(path).byteLength, 108);
+    using listener = UnixSocket.listen(path);
+    using client = UnixSocket.connectSync(path);
+    using server = listener.acceptSync();
+    assertEquals(client.remoteAddress, path);
+    assertEquals(server.localAddress, path);
+  } finally {
     temp.cleanup();
+  }
+});
 
-    const fd = openFd("/dev/null");
-    fd.close();
-    const fdCalls: [string, () => unknown][] = [
-      ["fd", () => fd.fd],
-      ["kind", () => fd.kind],
-      ["stat", () => fd.stat()],
-      ["closeOnExec", () => fd.closeOnExec],
-      ["set closeOnExec", () => (fd.closeOnExec = false)],
-      ["nonblocking", () => fd.nonblocking],
-      ["readSync", () => fd.readSync(new Uint8Array(1))],
-      ["writeSync", () => fd.writeSync(new Uint8Array(1))],
-      ["dup", () => fd.dup()],
-      ["release", () => fd.release()],
-      ["toFsFile", () => fd.toFsFile()],
-      ["toNetSocket", () => fd.toNetSocket()],
-      ["UnixSocket.from", () => UnixSocket.from(fd)],
-    ];
-    for (const [name, call] of fdCalls) {
-      const error = assertThrows(call, TypeError, undefined, name);
-      assertEquals(error.message, "Cannot use the fd: it is closed or released", name);
-    }
-  });
+leakCheckedTest("every method of a closed socket, listener or fd throws a TypeError", () => {
+  const [a, b] = UnixSocket.pair();
+  a.close();
+  const calls: [string, () => unknown][] = [
+    ["fd", () => a.fd],
+    ["sendSync", () => a.sendSync("x")],
+    ["recvSync", () => a.recvSync()],
+    ["localAddress", () => a.localAddress],
+    ["remoteAddress", () => a.remoteAddress],
+    ["peerCredentials", () => a.peerCredentials()],
+    ["shutdown", () => a.shutdown()],
+    ["toOwnedFd", () => a.toOwnedFd()],
+    ["toNetSocket", () => a.toNetSocket()],
+    ["passCredentials", () => (a.passCredentials = true)],
+    ["sendFd", () => sendFd(a, 0)],
+    ["recvFd", () => recvFd(a)],
+  ];
+  for (const [name, call] of calls) {
+    const error = assertThrows(call, TypeError, undefined, name);
+    assertEquals(error.message, "Cannot use the socket: it is closed", name);
+  }
+  assert(a.closed);
+  a.close(); // Idempotent.
+  b.close();
 
-  await t.step("invalid maxBytes and maxFds are RangeErrors", () => {
+  const dgram = UnixSocket.datagram();
+  dgram.close();
+  assertThrows(() => dgram.sendToSync("/tmp/x", "x"), TypeError, "closed");
+  assertThrows(() => dgram.recvFromSync(), TypeError, "closed");
+
+  const temp = tempSocketPath();
+  const listener = UnixSocket.listen(temp.path);
+  listener.close();
+  assertThrows(() => listener.acceptSync(), TypeError, "Cannot use the listener: it is closed");
+  assertThrows(() => listener.fd, TypeError, "closed");
+  assertThrows(() => listener.localAddress, TypeError, "closed");
+  listener.close();
+  temp.cleanup();
+
+  const fd = openFd("/dev/null");
+  fd.close();
+  const fdCalls: [string, () => unknown][] = [
+    ["fd", () => fd.fd],
+    ["kind", () => fd.kind],
+    ["stat", () => fd.stat()],
+    ["closeOnExec", () => fd.closeOnExec],
+    ["set closeOnExec", () => (fd.closeOnExec = false)],
+    ["nonblocking", () => fd.nonblocking],
+    ["readSync", () => fd.readSync(new Uint8Array(1))],
+    ["writeSync", () => fd.writeSync(new Uint8Array(1))],
+    ["dup", () => fd.dup()],
+    ["release", () => fd.release()],
+    ["toFsFile", () => fd.toFsFile()],
+    ["toNetSocket", () => fd.toNetSocket()],
+    ["UnixSocket.from", () => UnixSocket.from(fd)],
+  ];
+  for (const [name, call] of fdCalls) {
+    const error = assertThrows(call, TypeError, undefined, name);
+    assertEquals(error.message, "Cannot use the fd: it is closed or released", name);
+  }
+});
+
+leakCheckedTest(
+  "recvSync() and recvFromSync() refuse a bad maxBytes or maxFds before receiving",
+  () => {
     const [a, b] = UnixSocket.pair();
     for (const maxBytes of [0, -1, 1.5, NaN, 2 ** 31, "10" as unknown as number]) {
       assertThrows(() => b.recvSync({ maxBytes }), RangeError, `Option "maxBytes"`);
@@ -289,9 +301,12 @@ leakChecked("argument errors", async (t) => {
     assertThrows(() => b.recvSync({ maxFds: -1 }), RangeError);
     assertEquals(new TextDecoder().decode(b.recvSync()!.data), "kept");
     closeAll(a, b, dgram);
-  });
+  },
+);
 
-  await t.step("other option and type errors", () => {
+leakCheckedTest(
+  "a bad socket type, backlog, shutdown direction or buffer, or a datagram call on a stream, is refused",
+  () => {
     assertThrows(
       () => UnixSocket.pair("raw" as "stream"),
       TypeError,
@@ -336,39 +351,40 @@ leakChecked("argument errors", async (t) => {
       `Argument "data" must be a Uint8Array`,
     );
     closeAll(a, b, s1, s2);
-  });
+  },
+);
 
-  await t.step("UnixSocket.from on a pipe or file is a TypeError and keeps the fd", () => {
-    const [r, w] = pipe();
-    assertThrows(() => UnixSocket.from(r), TypeError, `Argument "fd" (fd ${r.fd}) is not a socket`);
-    assertFalse(r.closed);
-    assert(isOpen(r.fd));
-    assertThrows(() => UnixSocket.from(w.fd), TypeError, "is not a socket");
-    assert(isOpen(w.fd));
-    using file = openFd("/dev/null");
-    assertThrows(() => UnixSocket.from(file), TypeError, "is not a socket");
-    assertFalse(file.closed);
-    closeAll(r, w);
-  });
+leakCheckedTest("UnixSocket.from() on a pipe or file throws a TypeError and keeps the fd", () => {
+  const [r, w] = pipe();
+  assertThrows(() => UnixSocket.from(r), TypeError, `Argument "fd" (fd ${r.fd}) is not a socket`);
+  assertFalse(r.closed);
+  assert(isOpen(r.fd));
+  assertThrows(() => UnixSocket.from(w.fd), TypeError, "is not a socket");
+  assert(isOpen(w.fd));
+  using file = openFd("/dev/null");
+  assertThrows(() => UnixSocket.from(file), TypeError, "is not a socket");
+  assertFalse(file.closed);
+  closeAll(r, w);
 });
 
-leakChecked("system errors", async (t) => {
-  await t.step("connect to a missing path is NotFound (ENOENT)", () => {
-    const temp = tempSocketPath();
-    try {
-      const error = assertThrows(() => UnixSocket.connectSync(temp.path));
-      assertErrno(error, Deno.errors.NotFound, { code: "ENOENT", errno: 2, syscall: "connect" });
-      assertEquals((error as ErrnoError).path, temp.path);
-      assertEquals(
-        (error as Error).message,
-        `connect "${temp.path}" failed: ENOENT (No such file or directory)`,
-      );
-    } finally {
-      temp.cleanup();
-    }
-  });
+leakCheckedTest("connectSync() to a missing path throws NotFound (ENOENT) naming the path", () => {
+  const temp = tempSocketPath();
+  try {
+    const error = assertThrows(() => UnixSocket.connectSync(temp.path));
+    assertErrno(error, Deno.errors.NotFound, { code: "ENOENT", errno: 2, syscall: "connect" });
+    assertEquals((error as ErrnoError).path, temp.path);
+    assertEquals(
+      (error as Error).message,
+      `connect "${temp.path}" failed: ENOENT (No such file or directory)`,
+    );
+  } finally {
+    temp.cleanup();
+  }
+});
 
-  await t.step("connect to a bound but not listening socket is ConnectionRefused", () => {
+leakCheckedTest(
+  "connectSync() to a bound socket that is not listening throws ConnectionRefused",
+  () => {
     const temp = tempSocketPath();
     const bound = new OwnedFd(createUnixSocket("stream"));
     try {
@@ -383,32 +399,35 @@ leakChecked("system errors", async (t) => {
       bound.close();
       temp.cleanup();
     }
-  });
+  },
+);
 
-  await t.step("connect to a stale socket file is ConnectionRefused", () => {
-    const temp = tempSocketPath();
-    try {
-      const listener = UnixSocket.listen(temp.path);
-      // Move the file away so close cannot remove it: it stays, stale.
-      Deno.renameSync(temp.path, `${temp.dir}/stale.sock`);
-      listener.close();
-      assertThrows(
-        () => UnixSocket.connectSync(`${temp.dir}/stale.sock`),
-        Deno.errors.ConnectionRefused,
-      );
-    } finally {
-      temp.cleanup();
-    }
-  });
-
-  await t.step("connect to an abstract name nobody bound is ConnectionRefused", () => {
+leakCheckedTest("connectSync() to a stale socket file throws ConnectionRefused", () => {
+  const temp = tempSocketPath();
+  try {
+    const listener = UnixSocket.listen(temp.path);
+    // Move the file away so close cannot remove it: it stays, stale.
+    Deno.renameSync(temp.path, `${temp.dir}/stale.sock`);
+    listener.close();
     assertThrows(
-      () => UnixSocket.connectSync({ abstract: `fdpass-nobody-${Deno.pid}-${Math.random()}` }),
+      () => UnixSocket.connectSync(`${temp.dir}/stale.sock`),
       Deno.errors.ConnectionRefused,
     );
-  });
+  } finally {
+    temp.cleanup();
+  }
+});
 
-  await t.step("bind to a path in use is AddrInUse and leaves the first socket's file", () => {
+leakCheckedTest("connectSync() to an abstract name nobody bound throws ConnectionRefused", () => {
+  assertThrows(
+    () => UnixSocket.connectSync({ abstract: `fdpass-nobody-${Deno.pid}-${Math.random()}` }),
+    Deno.errors.ConnectionRefused,
+  );
+});
+
+leakCheckedTest(
+  "UnixSocket.listen() on a path in use throws AddrInUse and leaves the first socket's file",
+  () => {
     const temp = tempSocketPath();
     try {
       using first = UnixSocket.listen(temp.path);
@@ -428,9 +447,12 @@ leakChecked("system errors", async (t) => {
     } finally {
       temp.cleanup();
     }
-  });
+  },
+);
 
-  await t.step("bind onto a regular file is AddrInUse; removeExisting refuses to delete it", () => {
+leakCheckedTest(
+  "UnixSocket.listen() onto a regular file throws AddrInUse, and removeExisting refuses to delete it",
+  () => {
     const temp = tempSocketPath();
     try {
       Deno.writeTextFileSync(temp.path, "not a socket");
@@ -444,17 +466,20 @@ leakChecked("system errors", async (t) => {
     } finally {
       temp.cleanup();
     }
-  });
+  },
+);
 
-  await t.step("bind in a missing directory is NotFound", () => {
-    assertThrows(
-      () => UnixSocket.listen("/nonexistent-fdpass-dir/x.sock"),
-      Deno.errors.NotFound,
-      `bind "/nonexistent-fdpass-dir/x.sock" failed: ENOENT`,
-    );
-  });
+leakCheckedTest("UnixSocket.listen() in a missing directory throws NotFound", () => {
+  assertThrows(
+    () => UnixSocket.listen("/nonexistent-fdpass-dir/x.sock"),
+    Deno.errors.NotFound,
+    `bind "/nonexistent-fdpass-dir/x.sock" failed: ENOENT`,
+  );
+});
 
-  await t.step("sendmsg with a bad fd number is BadResource (EBADF) and sends nothing", () => {
+leakCheckedTest(
+  "sendSync() with a bad fd number throws BadResource (EBADF) and sends nothing",
+  () => {
     const [a, b] = UnixSocket.pair();
     const bad = closedNumber();
     const error = assertThrows(() => a.sendSync("x", { fds: [0, bad] }));
@@ -465,46 +490,52 @@ leakChecked("system errors", async (t) => {
     a.sendSync("after");
     assertEquals(new TextDecoder().decode(b.recvSync()!.data), "after");
     closeAll(a, b);
-  });
+  },
+);
 
-  await t.step("sending on a closed peer is BrokenPipe (EPIPE)", () => {
-    const [a, b] = UnixSocket.pair();
-    b.close();
-    const error = assertThrows(() => a.sendSync("x"));
-    assertErrno(error, Deno.errors.BrokenPipe, { code: "EPIPE", errno: 32, syscall: "sendmsg" });
-    a.close();
-  });
+leakCheckedTest("sendSync() to a closed peer throws BrokenPipe (EPIPE)", () => {
+  const [a, b] = UnixSocket.pair();
+  b.close();
+  const error = assertThrows(() => a.sendSync("x"));
+  assertErrno(error, Deno.errors.BrokenPipe, { code: "EPIPE", errno: 32, syscall: "sendmsg" });
+  a.close();
+});
 
-  await t.step("datagram errors: unconnected send, missing destination", () => {
+leakCheckedTest(
+  "a datagram socket throws NotConnected without a destination and NotFound for a missing one",
+  () => {
     using dgram = UnixSocket.datagram();
     assertThrows(() => dgram.sendSync("x"), Deno.errors.NotConnected, "ENOTCONN");
     assertThrows(
       () => dgram.sendToSync("/nonexistent-fdpass-dir/d.sock", "x"),
       Deno.errors.NotFound,
     );
-  });
+  },
+);
 
-  await t.step("UnixSocket.from on a bad fd number is BadResource", () => {
-    assertThrows(() => UnixSocket.from(closedNumber()), Deno.errors.BadResource, "EBADF");
-  });
+leakCheckedTest("UnixSocket.from() on a closed fd number throws BadResource", () => {
+  assertThrows(() => UnixSocket.from(closedNumber()), Deno.errors.BadResource, "EBADF");
+});
 
-  await t.step("close() of an fd closed behind its back is BadResource, once", () => {
-    const fd = openFd("/dev/null");
-    assertEquals(libc().lib.close(fd.fd), 0);
-    const error = assertThrows(() => fd.close());
-    assertErrno(error, Deno.errors.BadResource, { code: "EBADF", errno: 9, syscall: "close" });
-    assert(fd.closed);
-    fd.close(); // Nothing left to close.
-  });
+leakCheckedTest("close() of an fd closed behind its back throws BadResource once", () => {
+  const fd = openFd("/dev/null");
+  assertEquals(libc().lib.close(fd.fd), 0);
+  const error = assertThrows(() => fd.close());
+  assertErrno(error, Deno.errors.BadResource, { code: "EBADF", errno: 9, syscall: "close" });
+  assert(fd.closed);
+  fd.close(); // Nothing left to close.
+});
 
-  await t.step("openFd errors carry the path", () => {
-    const error = assertThrows(() => openFd("/nonexistent-fdpass-file"));
-    assertErrno(error, Deno.errors.NotFound, { code: "ENOENT", errno: 2, syscall: "open" });
-    assertEquals((error as ErrnoError).path, "/nonexistent-fdpass-file");
-    assertThrows(() => openFd("/dev/null", { directory: true }), Deno.errors.NotADirectory);
-  });
+leakCheckedTest("openFd() errors carry the path", () => {
+  const error = assertThrows(() => openFd("/nonexistent-fdpass-file"));
+  assertErrno(error, Deno.errors.NotFound, { code: "ENOENT", errno: 2, syscall: "open" });
+  assertEquals((error as ErrnoError).path, "/nonexistent-fdpass-file");
+  assertThrows(() => openFd("/dev/null", { directory: true }), Deno.errors.NotADirectory);
+});
 
-  await t.step("ErrnoError without a Deno class, and errno names", () => {
+leakCheckedTest(
+  "ErrnoError names errno values and stands alone where no Deno error class fits",
+  () => {
     const error = ErrnoError.from(22, "setsockopt");
     assertInstanceOf(error, ErrnoError);
     assertInstanceOf(error, Error);
@@ -521,9 +552,5 @@ leakChecked("system errors", async (t) => {
     assertFalse(new Error("x") instanceof ErrnoError);
     assertFalse(new Deno.errors.NotFound("x") instanceof ErrnoError);
     assertFalse((null as unknown) instanceof ErrnoError);
-  });
-});
-
-function closeAll(...items: { close(): void }[]): void {
-  for (const item of items) item.close();
-}
+  },
+);

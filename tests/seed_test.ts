@@ -27,29 +27,23 @@ import {
   UnixSocket,
 } from "../mod.ts";
 import { libc } from "../ffi/libc.ts";
-import { decoder, encoder, tempSocketPath } from "./helpers.ts";
 import {
+  closeAll,
+  decoder,
+  encoder,
   expectSuccess,
   fdsInheritedByChild,
   isReady,
-  leakChecked,
+  leakCheckedTest,
+  offsetOf,
+  pollUntilReadable,
   readUpTo,
   spawnDeno,
-  waitReadable,
-} from "./fixtures/support.ts";
+  tempSocketPath,
+} from "./helpers.ts";
 
 function text(bytes: Uint8Array): string {
   return decoder.decode(bytes);
-}
-
-function closeAll(fds: Iterable<{ close(): void }>): void {
-  for (const fd of fds) fd.close();
-}
-
-/** `lseek(fd, 0, SEEK_CUR)`: the offset of the open file description. */
-function offsetOf(fd: number): number {
-  const { lib, layout } = libc();
-  return Number(lib.lseek(fd, 0n, layout.constants.SEEK_CUR));
 }
 
 function seekTo(fd: number, offset: number): void {
@@ -63,7 +57,7 @@ function assertPipeAtEof(readEnd: OwnedFd): void {
   assertEquals(readEnd.readSync(new Uint8Array(8)), null);
 }
 
-leakChecked("seed observations", async (t) => {
+leakCheckedTest("seed observations", async (t) => {
   await t.step("an fd-carrying message is a read barrier on a stream", () => {
     // abi.md section 8.1: writes AAA, BBB+fd, CCC+fd, DDD, EEE.
     const [a, b] = UnixSocket.pair();
@@ -77,7 +71,7 @@ leakChecked("seed observations", async (t) => {
     const reads: [string, number][] = [];
     for (let m = b.recvSync(); m !== null; m = b.recvSync()) {
       reads.push([text(m.data), m.fds.length]);
-      closeAll(m.fds);
+      closeAll(...m.fds);
     }
     b.close();
     // Bytes before an fd message merge into it; nothing after it does;
@@ -92,7 +86,7 @@ leakChecked("seed observations", async (t) => {
     const first = b.recvSync({ maxBytes: 1 })!;
     assertEquals(text(first.data), "X");
     assertEquals(first.fds.length, 1);
-    closeAll(first.fds);
+    closeAll(...first.fds);
     const rest = b.recvSync()!;
     assertEquals(text(rest.data), "YZ");
     assertEquals(rest.fds.length, 0);
@@ -226,8 +220,8 @@ leakChecked("seed observations", async (t) => {
     );
     // Each received fd is a distinct number even when the same fd was sent twice.
     assertEquals(new Set(fds.map((fd) => fd.fd)).size, fds.length);
-    closeAll(fds);
-    closeAll([a, b, c, d, r, w]);
+    closeAll(...fds);
+    closeAll(a, b, c, d, r, w);
   });
 
   await t.step("253 fds in one message all arrive, in order; 254 is a RangeError", () => {
@@ -247,7 +241,7 @@ leakChecked("seed observations", async (t) => {
         );
         assert(message.fds.every((fd) => fd.closeOnExec));
       } finally {
-        closeAll(message.fds);
+        closeAll(...message.fds);
       }
 
       const error = assertThrows(
@@ -258,7 +252,7 @@ leakChecked("seed observations", async (t) => {
       assertStringIncludes(error.message, "at most 253");
       assertFalse(isReady(b.fd), "nothing may be sent when the fds are refused");
     } finally {
-      closeAll(ends);
+      closeAll(...ends);
       a.close();
       b.close();
     }
@@ -272,12 +266,12 @@ leakChecked("seed observations", async (t) => {
       const child = spawnDeno("hello_child.ts", [temp.path]);
       const [r, w] = pipe();
       try {
-        await waitReadable(listener.fd, "the child to connect");
+        await pollUntilReadable(listener.fd, "the child to connect");
         using connection = listener.acceptSync();
         assertEquals(connection.peerCredentials().pid, child.pid);
         connection.sendSync("write here", { fds: [w] });
         w.close();
-        await waitReadable(connection.fd, "the child to finish");
+        await pollUntilReadable(connection.fd, "the child to finish");
         assertEquals(text(connection.recvSync()!.data), "done");
         await expectSuccess(child);
         // Both copies of the write end are closed now: read to EOF.
@@ -301,10 +295,10 @@ leakChecked("seed observations", async (t) => {
     const child = spawnDeno("hello_child.ts", [temp.path]);
     try {
       using file = openFd(filePath, { write: true, createNew: true, mode: 0o600 });
-      await waitReadable(listener.fd, "the child to connect");
+      await pollUntilReadable(listener.fd, "the child to connect");
       using connection = listener.acceptSync();
       connection.sendSync("write here", { fds: [file] });
-      await waitReadable(connection.fd, "the child to finish");
+      await pollUntilReadable(connection.fd, "the child to finish");
       assertEquals(text(connection.recvSync()!.data), "done");
       await expectSuccess(child);
       assertEquals(Deno.readTextFileSync(filePath), "hello, world");
@@ -355,10 +349,10 @@ leakChecked("seed observations", async (t) => {
               sent.map((fd) => fd.stat().ino),
             );
           } finally {
-            closeAll(message.fds);
+            closeAll(...message.fds);
           }
         } finally {
-          closeAll(ends);
+          closeAll(...ends);
           a.close();
           b.close();
         }
@@ -405,14 +399,14 @@ leakChecked("seed observations", async (t) => {
     });
   }
 
-  await t.step("sendFd and recvFd use Stevens' one zero byte per fd", () => {
+  await t.step("sendFd() and recvFd() use Stevens' one zero byte per fd", () => {
     const [a, b] = UnixSocket.pair();
     const [r, w] = pipe();
     sendFd(a, w);
     const raw = b.recvSync()!;
     assertEquals(Array.from(raw.data), [0]);
     assertEquals(raw.fds.length, 1);
-    closeAll(raw.fds);
+    closeAll(...raw.fds);
 
     sendFd(a.fd, w.fd);
     using received = recvFd(b);

@@ -1,6 +1,7 @@
 /**
- * listenTcp(): a listening TCP socket as an owned fd that `node:http` can
- * serve, also after it was passed to someone else.
+ * listenTcp() (src/extras/tcp_listener.ts): a listening TCP socket as an
+ * owned fd that `node:http` can serve, also after it was passed to someone
+ * else.
  *
  * The test task has no `--allow-net`, so the client side connects through
  * libc (`socket`/`connect`), which Deno's permissions do not see.
@@ -10,26 +11,31 @@
 
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { createServer } from "node:http";
-import { ErrnoError, listenTcp, OwnedFd, UnixSocket, waitWritable } from "../mod.ts";
+import { ErrnoError, listenTcp, OwnedFd, UnixSocket } from "../mod.ts";
 import { libc } from "../ffi/libc.ts";
-import { decoder, leakCheckedTest } from "./helpers.ts";
+import { decoder, leakCheckedTest, startPoller } from "./helpers.ts";
 
-const linux = Deno.build.os === "linux";
-
-// Create the poller's own fds before the first fd census (see async_test.ts).
-await waitWritable(2);
+await startPoller();
 
 /** Connects to 127.0.0.1:port through libc (blocking; the listener's backlog takes it). */
 function connectLoopback(port: number): OwnedFd {
   const { lib, layout } = libc();
-  const fd = lib.socket(2, layout.constants.SOCK_STREAM | layout.constants.SOCK_CLOEXEC, 0);
+  const c = layout.constants;
+  const fd = lib.socket(c.AF_INET, c.SOCK_STREAM | c.SOCK_CLOEXEC, 0);
   assert(fd >= 0, "socket(AF_INET)");
   const owned = new OwnedFd(fd);
-  const address = new Uint8Array(16);
-  address[0] = 2; // AF_INET, little-endian u16 (Linux)
-  new DataView(address.buffer).setUint16(2, port, false);
-  address.set([127, 0, 0, 1], 4);
-  if (lib.connect(fd, address, 16) !== 0) {
+  // sockaddr_in: its family field sits where sockaddr_un's does (a u16 on
+  // Linux; sin_len and a u8 family on BSD).
+  const s = layout.sockaddrUn;
+  const size = layout.sockaddrIn.size;
+  const address = new Uint8Array(size);
+  const view = new DataView(address.buffer);
+  if (s.lenOffset >= 0) address[s.lenOffset] = size;
+  if (s.familySize === 2) view.setUint16(s.familyOffset, c.AF_INET, true);
+  else address[s.familyOffset] = c.AF_INET;
+  view.setUint16(layout.sockaddrIn.port, port, false);
+  address.set([127, 0, 0, 1], layout.sockaddrIn.address);
+  if (lib.connect(fd, address, size) !== 0) {
     owned.close();
     throw ErrnoError.from(libc().errno[0]!, "connect");
   }
@@ -37,6 +43,7 @@ function connectLoopback(port: number): OwnedFd {
 }
 
 /** Sends a minimal HTTP request on `fd` and reads the whole response. */
+
 async function httpGet(fd: OwnedFd): Promise<string> {
   fd.writeAllSync("GET / HTTP/1.0\r\nHost: localhost\r\n\r\n");
   const buffer = new Uint8Array(4096);
@@ -48,8 +55,9 @@ async function httpGet(fd: OwnedFd): Promise<string> {
   }
 }
 
-leakCheckedTest("listenTcp() makes a listening TCP socket", async (t) => {
-  await t.step("the kernel picks a port; the fd is a close-on-exec socket", () => {
+leakCheckedTest(
+  "listenTcp() without a port lets the kernel pick one and returns a close-on-exec socket",
+  () => {
     const { handle, hostname, port } = listenTcp();
     try {
       assertEquals(hostname, "127.0.0.1");
@@ -59,22 +67,25 @@ leakCheckedTest("listenTcp() makes a listening TCP socket", async (t) => {
     } finally {
       handle.close();
     }
-  });
+  },
+);
 
-  await t.step("a second listener on a port in use fails with EADDRINUSE", () => {
-    const first = listenTcp();
-    try {
-      const error = assertThrows(() => listenTcp({ port: first.port }), ErrnoError);
-      assertEquals(error.code, "EADDRINUSE");
-      assertEquals(error.syscall, "bind");
-      assertStringIncludes(error.message, `127.0.0.1:${first.port}`);
-      assert(error instanceof Deno.errors.AddrInUse);
-    } finally {
-      first.handle.close();
-    }
-  });
+leakCheckedTest("listenTcp() on a port in use fails with EADDRINUSE naming the address", () => {
+  const first = listenTcp();
+  try {
+    const error = assertThrows(() => listenTcp({ port: first.port }), ErrnoError);
+    assertEquals(error.code, "EADDRINUSE");
+    assertEquals(error.syscall, "bind");
+    assertStringIncludes(error.message, `127.0.0.1:${first.port}`);
+    assert(error instanceof Deno.errors.AddrInUse);
+  } finally {
+    first.handle.close();
+  }
+});
 
-  await t.step("node:http serves a listener that went through a Unix socket", async () => {
+leakCheckedTest(
+  "node:http serves a listenTcp() socket that went through a Unix socket",
+  async () => {
     const { handle, port } = listenTcp();
     const [a, b] = UnixSocket.pair();
     a.sendSync("listener", { fds: [handle] });
@@ -92,9 +103,12 @@ leakCheckedTest("listenTcp() makes a listening TCP socket", async (t) => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
-  });
+  },
+);
 
-  await t.step("options are checked", () => {
+leakCheckedTest(
+  "listenTcp() refuses a hostname that is not IPv4 dotted quad, a port out of range and a zero backlog",
+  () => {
     assertThrows(() => listenTcp({ hostname: "localhost" }), TypeError, `Option "hostname"`);
     assertThrows(() => listenTcp({ hostname: "::1" }), TypeError, `Option "hostname"`);
     assertThrows(() => listenTcp({ hostname: "1.2.3.256" }), TypeError, `Option "hostname"`);
@@ -102,5 +116,5 @@ leakCheckedTest("listenTcp() makes a listening TCP socket", async (t) => {
     assertThrows(() => listenTcp({ port: -1 }), RangeError, `Option "port"`);
     assertThrows(() => listenTcp({ backlog: 0 }), RangeError, `Option "backlog"`);
     assertThrows(() => listenTcp(null as unknown as object), TypeError, `Argument "options"`);
-  });
-}, { ignore: !linux });
+  },
+);
