@@ -2,8 +2,9 @@
  * The `fdpass` command, driven as a subprocess (`deno run --allow-ffi
  * cli.ts ...`, the only permission it needs): send/recv round trips in text
  * and JSON, `--cat`, `--count`, abstract names, stale and live socket
- * files, signals, `info`, `--help`, and the messages and exit codes of bad
- * arguments.
+ * files, signals, `info`, `--help`, the messages and exit codes of bad
+ * arguments, and hostile input: a pipe that never ends, a client that
+ * never speaks, and paths and contents that try to forge output lines.
  *
  * Every child is killed after {@linkcode CHILD_TIMEOUT_MS}, and every wait
  * for a socket file is bounded.
@@ -12,9 +13,10 @@
  */
 
 import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
-import { cmsgSpace, currentLayout, receiveControlCapacity } from "../ffi/layout.ts";
-import { pipe } from "../mod.ts";
-import { leakCheckedTest, tempSocketPath } from "./helpers.ts";
+import { cmsgSpace, receiveControlCapacity } from "../ffi/cmsg.ts";
+import { libc } from "../ffi/libc.ts";
+import { openFd, pipe, UnixSocket } from "../mod.ts";
+import { hasCommand, leakCheckedTest, tempSocketPath } from "./helpers.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -24,7 +26,7 @@ const CHILD_TIMEOUT_MS = 30_000;
 /** How long to wait for `recv` to create its socket. */
 const READY_TIMEOUT_MS = 20_000;
 
-const layout = currentLayout();
+const layout = libc().layout;
 
 interface CliResult {
   code: number;
@@ -149,6 +151,19 @@ function expectError(result: CliResult, code: number, pattern: RegExp, what: str
   assertEquals(result.stdout, "", `${what}: stdout`);
 }
 
+/** Waits for `promise`, failing after `ms` milliseconds. */
+async function settlesWithin<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function assertGone(path: string): void {
   assertThrows(() => Deno.lstatSync(path), Deno.errors.NotFound, undefined, `"${path}" remains`);
 }
@@ -175,6 +190,7 @@ interface FdJson {
   contentEncoding?: string;
   contentBytes?: number;
   contentTruncated?: boolean;
+  contentTimedOut?: boolean;
   contentError?: string;
 }
 
@@ -313,6 +329,7 @@ leakCheckedTest(
           contentEncoding: "utf8",
           contentBytes: 12,
           contentTruncated: false,
+          contentTimedOut: false,
         },
       );
       assertEquals(bin!.path, binary);
@@ -363,6 +380,7 @@ leakCheckedTest(
       assertEquals(fd!.content, "hello");
       assertEquals(fd!.contentBytes, 5);
       assertEquals(fd!.contentTruncated, true);
+      assertEquals(fd!.contentTimedOut, false);
       assertGone(socket.path);
     } finally {
       socket.cleanup();
@@ -391,7 +409,7 @@ leakCheckedTest(
       socket.cleanup();
     }
   },
-  { ignore: !layout.sockaddrUn.abstractNamespace },
+  { ignore: !layout.features.abstractNames },
 );
 
 leakCheckedTest("recv replaces a stale socket file but refuses a live one", async () => {
@@ -419,7 +437,7 @@ leakCheckedTest("recv replaces a stale socket file but refuses a live one", asyn
     expectError(
       await run(["recv", "--listen", socket.path]),
       1,
-      /^fdpass: Another process is listening on ".*"$/,
+      /^fdpass: Cannot replace ".*": a process is listening on it/,
       "second recv",
     );
     // The probe connection ended without a message; the live recv still
@@ -457,7 +475,12 @@ leakCheckedTest("info --json reports the layout, sizes and constants in use", as
   const info = JSON.parse(expectSuccess(await run(["info", "--json"]), "info --json"));
   assertEquals(info.layout, layout.name);
   assertEquals(info.libraryPath, layout.libraryPath);
-  assertEquals(info.platform.os, Deno.build.os);
+  assertEquals(info.platform, undefined, "the layout name says the OS and architecture");
+  assertEquals(info.denoTarget, Deno.build.target);
+  assertEquals(info.features, { ...layout.features });
+  assertEquals(info.abstractNamespace, layout.features.abstractNames);
+  assertEquals(info.seqpacket, layout.features.seqpacket);
+  assertEquals(info.accept4, layout.features.accept4);
   assertEquals(info.sizes.msghdr, layout.msghdr.size);
   assertEquals(info.sizes.cmsghdr, layout.cmsghdr.size);
   assertEquals(info.sizes.sockaddr_un, layout.sockaddrUn.size);
@@ -473,6 +496,11 @@ leakCheckedTest("info --json reports the layout, sizes and constants in use", as
   const textOut = expectSuccess(await run(["info"]), "info");
   assertMatch(textOut, new RegExp(`^layout +${layout.name}$`, "m"));
   assertMatch(textOut, new RegExp(`^CMSG_SPACE\\(4\\) +${cmsgSpace(layout, 4)}$`, "m"));
+  assertMatch(
+    textOut,
+    new RegExp(`^ +abstractNames +${layout.features.abstractNames ? "yes" : "no"}$`, "m"),
+  );
+  assert(!textOut.includes("platform"), "no platform row: the layout names it");
 });
 
 leakCheckedTest("--help and -h print usage and exit codes, and exit 0", async () => {
@@ -520,10 +548,28 @@ leakCheckedTest(
         [["recv", "--listen"], 2, /Option "--listen" needs a socket path/],
         [["recv", "--listen", "--json"], 2, /Option "--listen" needs a socket path/],
         [["send", text], 2, /Option "--connect" is required/],
-        [["recv", "--listen", long], 2, new RegExp(`too long.* at most ${max} bytes`)],
-        [["send", "--connect", long, text], 2, new RegExp(`too long.* at most ${max} bytes`)],
+        [
+          ["recv", "--listen", long],
+          2,
+          new RegExp(`^fdpass: Option "--listen" is \\d+ bytes long, but .* at most ${max} bytes`),
+        ],
+        [
+          ["send", "--connect", long, text],
+          2,
+          new RegExp(`^fdpass: Option "--connect" is \\d+ bytes long, but .* at most ${max} bytes`),
+        ],
         [["recv", "--listen", socket.path, "--count", "two"], 2, /"--count" must be an integer/],
         [["recv", "--listen", socket.path, "--cat-limit", "9"], 2, /only makes sense with "--cat"/],
+        [
+          ["recv", "--listen", socket.path, "--cat-timeout", "9"],
+          2,
+          /"--cat-timeout" only makes sense with "--cat"/,
+        ],
+        [
+          ["recv", "--listen", socket.path, "--cat", "--cat-timeout", "0"],
+          2,
+          /"--cat-timeout" must be an integer from 1 to 3600000, received "0"/,
+        ],
         [["send", "--connect", socket.path, "--fd", "1.5"], 2, /"--fd" must be an integer/],
         [
           ["send", "--connect", socket.path, ...Array(layout.maxFdsPerMessage + 1).fill(text)],
@@ -546,6 +592,161 @@ leakCheckedTest(
       // Nothing was left behind, and the regular file was not removed.
       assertEquals(Deno.readTextFileSync(text), "hello\nworld\n");
       assertGone(socket.path);
+    } finally {
+      socket.cleanup();
+    }
+  },
+);
+
+// Hostile input: a pipe that never ends, a client that never speaks, and
+// names and bytes that try to forge output lines.
+
+/** Creates a FIFO at `path` with mkfifo(1). */
+function mkfifo(path: string): void {
+  const result = new Deno.Command("mkfifo", { args: [path], stderr: "piped" }).outputSync();
+  assert(result.success, `mkfifo failed: ${new TextDecoder().decode(result.stderr)}`);
+}
+
+leakCheckedTest(
+  "recv --cat stops reading a pipe that never reaches end of file after --cat-timeout",
+  async (t) => {
+    const socket = tempSocketPath();
+    try {
+      const fifo = `${Deno.realPathSync(socket.dir)}/fifo`;
+      mkfifo(fifo);
+      // Opened read-write, the FIFO needs no other peer, and every copy of
+      // this open file description is a writer (fifo(7)): the copy recv
+      // receives keeps its own read from ever reaching end of file.
+      using held = openFd(fifo, { read: true, write: true });
+      held.closeOnExec = false;
+
+      await t.step("text, default --cat-timeout of 2000 ms", async () => {
+        held.writeAllSync("partial\n");
+        await using recv = new Cli(["recv", "--listen", socket.path, "--cat"]);
+        await waitForSocket(socket.path, recv);
+        const sent = await run(["send", "--connect", socket.path, "--fd", String(held.fd)]);
+        expectSuccess(sent, "send");
+        const out = expectSuccess(await settlesWithin(recv.result(), 10_000, "recv"), "recv");
+        const lines = out.trimEnd().split("\n");
+        assertEquals(lines.length, 5, out);
+        assertEquals(lines[0], "message 1: 6 bytes, 1 fd");
+        assertEquals(
+          lines[2]!.replace(/^ {2}fd \d+:/, "  fd N:"),
+          `  fd N: pipe ${fifo}, read-write, close-on-exec`,
+        );
+        assertEquals(lines[3], "    | partial");
+        assertEquals(lines[4], "    (stopped after 2000 ms before end of file, 8 bytes read)");
+      });
+
+      await t.step("JSON, --cat-timeout 300", async () => {
+        held.writeAllSync("more");
+        await using recv = new Cli([
+          "recv",
+          "--listen",
+          socket.path,
+          "--json",
+          "--cat",
+          "--cat-timeout",
+          "300",
+        ]);
+        await waitForSocket(socket.path, recv);
+        const sent = await run(["send", "--connect", socket.path, "--fd", String(held.fd)]);
+        expectSuccess(sent, "send");
+        const started = Date.now();
+        const result = await settlesWithin(recv.result(), 10_000, "recv");
+        const [message] = parseLines(expectSuccess(result, "recv"));
+        const [fd] = message!.fds;
+        assertEquals(fd!.kind, "pipe");
+        assertEquals(fd!.path, fifo);
+        assertEquals(fd!.access, "read-write");
+        assertEquals(fd!.content, "more");
+        assertEquals(fd!.contentBytes, 4);
+        assertEquals(fd!.contentTruncated, true);
+        assertEquals(fd!.contentTimedOut, true);
+        assert(Date.now() - started < 5_000, "the 300 ms bound held");
+      });
+    } finally {
+      socket.cleanup();
+    }
+  },
+  { ignore: !hasCommand("mkfifo") },
+);
+
+leakCheckedTest(
+  "recv serves other clients while one connected client stays silent",
+  async () => {
+    const socket = tempSocketPath();
+    try {
+      await using recv = new Cli(["recv", "--listen", socket.path, "--count", "2", "--json"]);
+      await waitForSocket(socket.path, recv);
+      // Connected first, so it is first in the accept queue, and never sends.
+      using _silent = UnixSocket.connectSync(socket.path);
+      const sends = await Promise.all([
+        run(["send", "--connect", socket.path, "--data", "one"]),
+        run(["send", "--connect", socket.path, "--data", "two"]),
+      ]);
+      for (const sent of sends) expectSuccess(sent, "send");
+      // --count 2 counts across connections; the silent one is then closed.
+      const result = await settlesWithin(recv.result(), 5_000, "recv");
+      const messages = parseLines(expectSuccess(result, "recv"));
+      assertEquals(messages.map((message) => message.data).sort(), ["one", "two"]);
+      assertGone(socket.path);
+    } finally {
+      socket.cleanup();
+    }
+  },
+);
+
+leakCheckedTest(
+  "recv escapes control characters in paths, data and --cat contents so that they cannot forge lines",
+  async (t) => {
+    const socket = tempSocketPath();
+    try {
+      const dir = Deno.realPathSync(socket.dir);
+      // A file name may hold any byte but "/" and NUL.
+      const name = "x\n  fd 99: file \u001b[31mforged\\";
+      const path = `${dir}/${name}`;
+      const content = "line\u001b[2J\rover\u009b\ttab\n";
+      Deno.writeTextFileSync(path, content);
+      const data = "a\nmessage 2: 0 bytes\u007f\u202e";
+
+      await t.step("text", async () => {
+        await using recv = new Cli(["recv", "--listen", socket.path, "--cat"]);
+        await waitForSocket(socket.path, recv);
+        expectSuccess(await run(["send", "--connect", socket.path, "--data", data, path]), "send");
+        const out = expectSuccess(await recv.result(), "recv");
+        const lines = out.trimEnd().split("\n");
+        assertEquals(lines.length, 4, out);
+        const dataBytes = new TextEncoder().encode(data).byteLength;
+        const fileBytes = new TextEncoder().encode(content).byteLength;
+        assertEquals(lines[0], `message 1: ${dataBytes} bytes, 1 fd`);
+        assertEquals(lines[1], '  data: "a\\nmessage 2: 0 bytes\\u007f\\u202e"');
+        assertMatch(lines[2]!, /^ {2}fd \d+: file /);
+        assertStringIncludes(
+          lines[2]!,
+          ` ${dir}/x\\n  fd 99: file \\u001b[31mforged\\\\, ${fileBytes} bytes, read-only, close-on-exec`,
+        );
+        // Tab stays; other control characters are escaped.
+        assertEquals(lines[3], "    | line\\u001b[2J\\rover\\u009b\ttab");
+        const raw = [...out].filter((char) => {
+          const code = char.codePointAt(0)!;
+          return (code < 0x20 && char !== "\n" && char !== "\t") ||
+            (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029;
+        });
+        assertEquals(raw, [], "raw control characters in the text output");
+      });
+
+      await t.step("JSON keeps the exact text on one line", async () => {
+        await using recv = new Cli(["recv", "--listen", socket.path, "--cat", "--json"]);
+        await waitForSocket(socket.path, recv);
+        expectSuccess(await run(["send", "--connect", socket.path, "--data", data, path]), "send");
+        const out = expectSuccess(await recv.result(), "recv");
+        assertEquals(out.trimEnd().split("\n").length, 1, out);
+        const [message] = parseLines(out);
+        assertEquals(message!.data, data);
+        assertEquals(message!.fds[0]!.path, path);
+        assertEquals(message!.fds[0]!.content, content);
+      });
     } finally {
       socket.cleanup();
     }

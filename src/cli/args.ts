@@ -7,8 +7,7 @@
  */
 
 import { parseArgs } from "@std/cli";
-import { currentLayout } from "../../ffi/layout.ts";
-import type { UnixAddress } from "../address.ts";
+import { checkAddress, type UnixAddress } from "../core/address.ts";
 
 /** Exit status: success. */
 export const EXIT_OK = 0;
@@ -169,8 +168,9 @@ export function requireValue(
 }
 
 /**
- * Turns the `--listen`/`--connect` value into an address and checks that it
- * fits in a `sockaddr_un`, so that a long path is a usage error up front.
+ * Turns the `--listen`/`--connect` value into an address and checks it with
+ * the library's own address check, so that a long path is a usage error up
+ * front, worded as the library words it.
  *
  * @param value The path, or the abstract name with `abstract`.
  * @param abstract Whether `--abstract` was given.
@@ -186,57 +186,50 @@ export function socketAddress(
   option: string,
   command: string,
 ): UnixAddress {
-  const s = currentLayout().sockaddrUn;
-  if (value.includes("\0")) {
-    throw new UsageError(`Option "--${option}" must not contain a NUL character`, command);
-  }
-  const bytes = new TextEncoder().encode(value).byteLength;
-  if (abstract) {
-    if (!s.abstractNamespace) {
+  const address: UnixAddress = abstract ? { abstract: value } : value;
+  try {
+    return checkAddress(address, `--${option}`);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotSupported) {
       throw new UsageError(
-        `Option "--abstract" needs Linux: this platform has no abstract namespace`,
+        `Option "--abstract" cannot be used: ${lowerFirst(error.message)}`,
         command,
       );
     }
-    if (bytes > s.maxPathBytes - 1) {
-      throw new UsageError(
-        `Option "--${option}" is too long: the abstract name is ${bytes} bytes, but at most ${
-          s.maxPathBytes - 1
-        } fit in a Unix socket address`,
-        command,
-      );
+    if (error instanceof TypeError || error instanceof RangeError) {
+      // checkAddress names the bad argument `Argument "--listen"`.
+      throw new UsageError(error.message.replace(/^Argument "/, 'Option "'), command);
     }
-    return { abstract: value };
+    throw error;
   }
-  if (bytes > s.maxPathBytes) {
-    throw new UsageError(
-      `Option "--${option}" is too long: the path is ${bytes} bytes, but a Unix socket path holds at most ${s.maxPathBytes} bytes on this platform; use a shorter path (a relative one, or one under /tmp)`,
-      command,
-    );
-  }
-  return value;
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 /**
- * Parses a non-negative decimal integer option value.
+ * Parses a decimal integer option value.
  *
  * @param value The text.
  * @param option The option name, for messages.
  * @param command The subcommand, for messages.
+ * @param min The smallest allowed value.
  * @param max The largest allowed value.
  * @returns The number.
- * @throws {UsageError} When the text is not a decimal integer from 0 to `max`.
+ * @throws {UsageError} When the text is not a decimal integer from `min` to `max`.
  */
-export function nonNegativeInteger(
+export function integerOption(
   value: string,
   option: string,
   command: string,
+  min: number,
   max: number,
 ): number {
   const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n > max) {
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
     throw new UsageError(
-      `Option "--${option}" must be an integer from 0 to ${max}, received "${value}"`,
+      `Option "--${option}" must be an integer from ${min} to ${max}, received "${value}"`,
       command,
     );
   }

@@ -1,14 +1,23 @@
 /**
  * What `fdpass recv` reports about a received fd: kind, path, size, flags,
- * and with `--cat` the contents of regular files and pipes.
+ * and with `--cat` the contents of regular files and pipes, bounded in
+ * bytes and in time. Pipes are read through the poller, so that a pipe
+ * nobody closes never blocks the thread.
  *
  * @module
  */
 
-import { libc } from "../../ffi/libc.ts";
-import type { Descriptor, FdKind } from "../fd.ts";
-import { throwErrno } from "../errors.ts";
-import { retryKind } from "../sys.ts";
+import {
+  type FdKind,
+  fdPath,
+  getCloseOnExec,
+  preadStep,
+  statFd,
+  statusFlags,
+} from "../core/fd_ops.ts";
+import { platformFacts } from "../core/platform.ts";
+import { WOULD_BLOCK } from "../core/syscall.ts";
+import type { Descriptor } from "../owned_fd.ts";
 
 /** The access mode of an open file description (`O_ACCMODE` of `F_GETFL`). */
 export type Access = "read-only" | "write-only" | "read-write";
@@ -40,8 +49,10 @@ export interface FdReport {
   contentEncoding?: Encoding;
   /** With `--cat`: how many bytes were read. */
   contentBytes?: number;
-  /** With `--cat`: whether reading stopped at the `--cat-limit`. */
+  /** With `--cat`: whether reading stopped early, at `--cat-limit` or `--cat-timeout`. */
   contentTruncated?: boolean;
+  /** With `--cat`: whether reading stopped at `--cat-timeout` before end of file. */
+  contentTimedOut?: boolean;
   /** With `--cat`: why a file or pipe could not be read. */
   contentError?: string;
 }
@@ -74,25 +85,6 @@ export function toHex(bytes: Uint8Array): string {
   return out;
 }
 
-const linkBuffer = new Uint8Array(4096);
-const decoder = new TextDecoder();
-const encoder = new TextEncoder();
-
-/**
- * The path an fd refers to, read with libc `readlink` on `/proc/self/fd/N`.
- * (`Deno.readLinkSync` on that path needs `--allow-all` in Deno 2.9; the FFI
- * call needs only `--allow-ffi`.)
- *
- * @param fd The fd number.
- * @returns The link target (`/path`, `pipe:[ino]`, `socket:[ino]`, ...), or
- * `null` where `/proc/self/fd` does not exist.
- */
-export function fdPath(fd: number): string | null {
-  const name = encoder.encode(`/proc/self/fd/${fd}\0`);
-  const n = Number(libc().lib.readlink(name, linkBuffer, BigInt(linkBuffer.byteLength)));
-  return n < 0 ? null : decoder.decode(linkBuffer.subarray(0, n));
-}
-
 /**
  * Describes an fd without reading from it.
  *
@@ -100,11 +92,10 @@ export function fdPath(fd: number): string | null {
  * @returns Its kind, path, size and flags.
  */
 export function describeFd(fd: Descriptor): FdReport {
-  const { fcntl, layout } = libc();
-  const c = layout.constants;
-  const stat = fd.stat();
-  const flags = fcntl(fd.fd, c.F_GETFL, 0);
-  if (flags < 0) throwErrno("fcntl");
+  const c = platformFacts().constants;
+  const number = fd.fd;
+  const stat = statFd(number);
+  const flags = statusFlags(number);
   const mode = flags & c.O_ACCMODE;
   const access: Access = mode === c.O_WRONLY
     ? "write-only"
@@ -112,11 +103,11 @@ export function describeFd(fd: Descriptor): FdReport {
     ? "read-write"
     : "read-only";
   return {
-    fd: fd.fd,
+    fd: number,
     kind: stat.kind,
-    path: fdPath(fd.fd),
+    path: fdPath(number),
     size: stat.size,
-    closeOnExec: fd.closeOnExec,
+    closeOnExec: getCloseOnExec(number),
     nonblocking: (flags & c.O_NONBLOCK) !== 0,
     access,
     append: (flags & c.O_APPEND) !== 0,
@@ -137,64 +128,104 @@ export function catable(report: FdReport): boolean {
 
 const CHUNK = 64 * 1024;
 
+/** What a read of an fd's contents got. */
+interface ReadResult {
+  /** The bytes, at most the limit. */
+  bytes: Uint8Array;
+  /** Whether reading stopped before the end (limit or time). */
+  truncated: boolean;
+  /** Whether the time ran out before the end. */
+  timedOut: boolean;
+}
+
+/** The bounds of one `--cat` read. */
+export interface ReadBounds {
+  /** Most bytes to keep. */
+  readonly limit: number;
+  /** Most milliseconds to spend. */
+  readonly timeoutMs: number;
+}
+
 /**
  * Reads a regular file from offset 0 with `pread`, which leaves the file
- * offset (shared with the sender) where it was.
+ * offset (shared with the sender) where it was. A regular file never makes
+ * `pread` wait for a writer, so this is synchronous; the time bound is
+ * checked between chunks.
  *
- * @param fd The fd.
- * @param limit Most bytes to keep.
+ * @param fd The fd number.
+ * @param bounds Most bytes and milliseconds.
  * @returns The bytes and whether there was more.
  */
-function readFileFromStart(fd: number, limit: number): { bytes: Uint8Array; truncated: boolean } {
-  const { lib } = libc();
+function readFileFromStart(fd: number, bounds: ReadBounds): ReadResult {
+  const deadline = Date.now() + bounds.timeoutMs;
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let timedOut = false;
   // Read one byte past the limit to learn whether there is more.
-  while (total <= limit) {
-    const want = Math.min(CHUNK, limit + 1 - total);
-    const chunk = new Uint8Array(want);
-    const n = Number(lib.pread(fd, chunk, BigInt(want), BigInt(total)));
-    if (n < 0) {
-      if (retryKind() === "now") continue;
-      throwErrno("pread");
+  while (total <= bounds.limit) {
+    if (Date.now() >= deadline) {
+      timedOut = true;
+      break;
     }
+    const chunk = new Uint8Array(Math.min(CHUNK, bounds.limit + 1 - total));
+    const n = preadStep(fd, chunk, total);
+    if (n === WOULD_BLOCK) throw new Error("pread would block on a regular file");
     if (n === 0) break;
     chunks.push(chunk.subarray(0, n));
     total += n;
   }
-  return join(chunks, total, limit);
+  return join(chunks, total, bounds.limit, timedOut);
 }
 
 /**
- * Reads a pipe until end of file (every writer closed), like `cat`.
+ * Reads a pipe until end of file (every writer closed), like `cat`, but for
+ * at most `bounds.timeoutMs`: a writer may never close, and a FIFO opened
+ * read-write counts as a writer itself (fifo(7)), so the copy recv holds
+ * would keep it open forever.
  *
  * @param fd The fd.
- * @param limit Most bytes to read.
- * @param signal Stops the wait (Ctrl-C).
- * @returns The bytes and whether reading stopped at the limit.
+ * @param bounds Most bytes and milliseconds.
+ * @param signal Stops the wait (Ctrl-C); its reason is thrown.
+ * @returns The bytes and whether reading stopped early.
  */
 async function readPipe(
   fd: Descriptor,
-  limit: number,
+  bounds: ReadBounds,
   signal: AbortSignal | undefined,
-): Promise<{ bytes: Uint8Array; truncated: boolean }> {
+): Promise<ReadResult> {
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), bounds.timeoutMs);
+  const stop = signal === undefined ? timeout.signal : AbortSignal.any([signal, timeout.signal]);
   const chunks: Uint8Array[] = [];
   let total = 0;
-  while (total <= limit) {
-    const chunk = new Uint8Array(Math.min(CHUNK, limit + 1 - total));
-    const n = await fd.read(chunk, { signal });
-    if (n === null) break;
-    chunks.push(chunk.subarray(0, n));
-    total += n;
+  let timedOut = false;
+  try {
+    while (total <= bounds.limit) {
+      const chunk = new Uint8Array(Math.min(CHUNK, bounds.limit + 1 - total));
+      let n: number | null;
+      try {
+        n = await fd.read(chunk, { signal: stop });
+      } catch (error) {
+        if (signal?.aborted || !timeout.signal.aborted) throw error;
+        timedOut = true;
+        break;
+      }
+      if (n === null) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+    }
+  } finally {
+    clearTimeout(timer);
   }
-  return join(chunks, total, limit);
+  return join(chunks, total, bounds.limit, timedOut);
 }
 
 function join(
   chunks: Uint8Array[],
   total: number,
   limit: number,
-): { bytes: Uint8Array; truncated: boolean } {
+  timedOut: boolean,
+): ReadResult {
   const bytes = new Uint8Array(total);
   let at = 0;
   for (const chunk of chunks) {
@@ -202,25 +233,26 @@ function join(
     at += chunk.byteLength;
   }
   return total > limit
-    ? { bytes: bytes.subarray(0, limit), truncated: true }
-    : { bytes, truncated: false };
+    ? { bytes: bytes.subarray(0, limit), truncated: true, timedOut }
+    : { bytes, truncated: timedOut, timedOut };
 }
 
 /**
  * Reads the contents of a regular file (from offset 0, without moving the
  * shared offset) or a pipe (until end of file; this consumes the data) into
- * `report`. A read error is recorded in `contentError`, not thrown.
+ * `report`, within `bounds`. A read error is recorded in `contentError`, not
+ * thrown.
  *
  * @param fd The fd, described by `report`.
  * @param report Gets `content`, `contentEncoding`, `contentBytes`,
- * `contentTruncated` or `contentError`.
- * @param limit Most bytes to read.
+ * `contentTruncated` and `contentTimedOut`, or `contentError`.
+ * @param bounds Most bytes and milliseconds to spend on this fd.
  * @param signal Stops waiting on a pipe; the abort reason is rethrown.
  */
 export async function readContent(
   fd: Descriptor,
   report: FdReport,
-  limit: number,
+  bounds: ReadBounds,
   signal?: AbortSignal,
 ): Promise<void> {
   if (!catable(report)) {
@@ -229,11 +261,11 @@ export async function readContent(
     }
     return;
   }
-  let result: { bytes: Uint8Array; truncated: boolean };
+  let result: ReadResult;
   try {
     result = report.kind === "file"
-      ? readFileFromStart(fd.fd, limit)
-      : await readPipe(fd, limit, signal);
+      ? readFileFromStart(fd.fd, bounds)
+      : await readPipe(fd, bounds, signal);
   } catch (error) {
     if (signal?.aborted) throw error;
     report.contentError = error instanceof Error ? error.message : String(error);
@@ -244,4 +276,5 @@ export async function readContent(
   report.contentEncoding = encoding;
   report.contentBytes = result.bytes.byteLength;
   report.contentTruncated = result.truncated;
+  report.contentTimedOut = result.timedOut;
 }

@@ -4,24 +4,20 @@
  * @module
  */
 
-import { libc } from "../../ffi/libc.ts";
-import {
-  cmsgDataOffset,
-  cmsgLen,
-  cmsgSpace,
-  FD_SIZE,
-  receiveControlCapacity,
-} from "../../ffi/layout.ts";
-import { pollerStats } from "../poller.ts";
+import { type Features, type PlatformFacts, platformFacts } from "../core/platform.ts";
+import { pollerStats } from "../async/wait.ts";
 import { EXIT_OK, parseCommand } from "./args.ts";
 
-/** What `fdpass info --json` prints. */
+/**
+ * What `fdpass info --json` prints: the platform facts of the library, and
+ * the Deno that runs it and the poller backend in use.
+ */
 export interface InfoReport {
-  /** `Deno.build.os`, `arch` and `target`. */
-  platform: { os: string; arch: string; target: string };
   /** `Deno.version.deno`. */
   deno: string;
-  /** The layout table in use, such as `"linux-x86_64"`. */
+  /** `Deno.build.target`: the target triple the Deno binary was built for. */
+  denoTarget: string;
+  /** The layout table in use, such as `"linux-x86_64"`: the OS and architecture. */
   layout: string;
   /** The library opened with `Deno.dlopen`. */
   libraryPath: string;
@@ -32,29 +28,25 @@ export interface InfoReport {
   /** The async poller's backend. */
   poller: string;
   /** `sizeof` the structs fdpass fills in by hand, in bytes. */
-  sizes: Record<string, number>;
+  sizes: Readonly<Record<string, number>>;
   /** The `CMSG_*` macro results for fds. */
-  cmsg: {
-    align: number;
-    dataOffset: number;
-    lenOneFd: number;
-    spaceOneFd: number;
-    spaceMaxFds: number;
-  };
+  cmsg: PlatformFacts["cmsg"];
   /** Bytes of control buffer each receive offers. */
   receiveControlCapacity: number;
   /** Most fds in one message. */
   maxFdsPerMessage: number;
   /** Longest socket path in bytes. */
   maxPathBytes: number;
-  /** Whether Linux abstract socket names exist. */
+  /** Everything the platform offers, by feature name. */
+  features: Features;
+  /** `features.abstractNames`, under its earlier name. */
   abstractNamespace: boolean;
-  /** Whether `AF_UNIX` has `SOCK_SEQPACKET`. */
+  /** `features.seqpacket`. */
   seqpacket: boolean;
-  /** Whether `accept4` is used. */
+  /** `features.accept4`. */
   accept4: boolean;
   /** The socket and fd constants fdpass passes to libc (0 = not available). */
-  constants: Record<string, number>;
+  constants: PlatformFacts["constants"];
 }
 
 /** The `--help` text of `fdpass info`. */
@@ -63,13 +55,22 @@ export const INFO_HELP = `fdpass info: show the platform layout fdpass uses
 Usage:
   fdpass info [--json]
 
-Prints the platform, the libc it opens, the poller backend, the sizes of
+Prints the Deno version and target, the layout in use (its name says the
+OS and architecture), the libc it opens, the poller backend, the sizes of
 the structs it fills in by hand (msghdr, cmsghdr, sockaddr_un, ...), the
-CMSG_* values for fds, the receive control capacity, the fd and path limits
-and the constants it passes to libc.
+CMSG_* values for fds, the receive control capacity, the fd and path
+limits, the platform features and the constants it passes to libc.
 
 Options:
-  --json       One JSON object instead of text.
+  --json       One JSON object instead of text. Keys: deno, denoTarget,
+               layout, libraryPath, errnoSymbol, variadicOnStack, poller,
+               sizes, cmsg, receiveControlCapacity, maxFdsPerMessage,
+               maxPathBytes, features, abstractNamespace, seqpacket,
+               accept4, constants. (Earlier versions had a "platform"
+               object {os, arch, target}: "layout" names the OS and
+               architecture, "denoTarget" is the former target.
+               abstractNamespace, seqpacket and accept4 repeat
+               features.abstractNames, .seqpacket and .accept4.)
   -h, --help   Show this help.
 
 Exit codes:
@@ -80,72 +81,31 @@ Exit codes:
 Permissions: --allow-ffi.
 `;
 
-const CONSTANT_NAMES = [
-  "AF_UNIX",
-  "SOCK_STREAM",
-  "SOCK_SEQPACKET",
-  "SOCK_DGRAM",
-  "SOCK_CLOEXEC",
-  "SOCK_NONBLOCK",
-  "SOL_SOCKET",
-  "SCM_RIGHTS",
-  "SCM_CREDENTIALS",
-  "SO_PASSCRED",
-  "SO_NOSIGPIPE",
-  "MSG_CMSG_CLOEXEC",
-  "MSG_NOSIGNAL",
-  "MSG_DONTWAIT",
-  "MSG_PEEK",
-  "MSG_TRUNC",
-  "MSG_CTRUNC",
-  "O_CLOEXEC",
-  "O_NONBLOCK",
-  "F_DUPFD_CLOEXEC",
-  "FD_CLOEXEC",
-] as const;
-
 /**
  * Collects what `fdpass info` prints. Opens libc.
  *
  * @returns The report.
  */
 export function infoReport(): InfoReport {
-  const { layout } = libc();
-  const sizes: Record<string, number> = {
-    msghdr: layout.msghdr.size,
-    iovec: layout.iovec.size,
-    cmsghdr: layout.cmsghdr.size,
-    sockaddr_un: layout.sockaddrUn.size,
-    stat: layout.stat.size,
-    pollfd: layout.pollfd.size,
-  };
-  if (layout.epollEvent !== null) sizes.epoll_event = layout.epollEvent.size;
-  if (layout.kevent !== null) sizes.kevent = layout.kevent.size;
-  const constants: Record<string, number> = {};
-  for (const name of CONSTANT_NAMES) constants[name] = layout.constants[name];
+  const facts = platformFacts();
   return {
-    platform: { os: Deno.build.os, arch: Deno.build.arch, target: Deno.build.target },
     deno: Deno.version.deno,
-    layout: layout.name,
-    libraryPath: layout.libraryPath,
-    errnoSymbol: layout.errnoSymbol,
-    variadicOnStack: layout.variadicOnStack,
+    denoTarget: Deno.build.target,
+    layout: facts.layout,
+    libraryPath: facts.libraryPath,
+    errnoSymbol: facts.errnoSymbol,
+    variadicOnStack: facts.variadicOnStack,
     poller: pollerStats().backend,
-    sizes,
-    cmsg: {
-      align: layout.cmsghdr.align,
-      dataOffset: cmsgDataOffset(layout),
-      lenOneFd: cmsgLen(layout, FD_SIZE),
-      spaceOneFd: cmsgSpace(layout, FD_SIZE),
-      spaceMaxFds: cmsgSpace(layout, layout.maxFdsPerMessage * FD_SIZE),
-    },
-    receiveControlCapacity: receiveControlCapacity(layout),
-    maxFdsPerMessage: layout.maxFdsPerMessage,
-    maxPathBytes: layout.sockaddrUn.maxPathBytes,
-    abstractNamespace: layout.sockaddrUn.abstractNamespace,
-    seqpacket: layout.seqpacket,
-    accept4: layout.accept4,
-    constants,
+    sizes: facts.sizes,
+    cmsg: facts.cmsg,
+    receiveControlCapacity: facts.receiveControlCapacity,
+    maxFdsPerMessage: facts.maxFdsPerMessage,
+    maxPathBytes: facts.maxPathBytes,
+    features: facts.features,
+    abstractNamespace: facts.features.abstractNames,
+    seqpacket: facts.features.seqpacket,
+    accept4: facts.features.accept4,
+    constants: facts.constants,
   };
 }
 
@@ -157,9 +117,9 @@ export function infoReport(): InfoReport {
  */
 export function formatInfo(info: InfoReport): string {
   const yes = (value: boolean): string => value ? "yes" : "no";
+  const fdSize = platformFacts().fdSize;
   const rows: [string, string][] = [
-    ["platform", `${info.platform.os} ${info.platform.arch} (${info.platform.target})`],
-    ["deno", info.deno],
+    ["deno", `${info.deno} (${info.denoTarget})`],
     ["layout", info.layout],
     ["libc", `${info.libraryPath} (errno via ${info.errnoSymbol})`],
     ["variadic on stack", yes(info.variadicOnStack)],
@@ -170,21 +130,26 @@ export function formatInfo(info: InfoReport): string {
     ],
     ["CMSG_ALIGN", `${info.cmsg.align}`],
     ["CMSG_DATA offset", `${info.cmsg.dataOffset}`],
-    ["CMSG_LEN(4)", `${info.cmsg.lenOneFd}`],
-    ["CMSG_SPACE(4)", `${info.cmsg.spaceOneFd}`],
-    [`CMSG_SPACE(${info.maxFdsPerMessage * FD_SIZE})`, `${info.cmsg.spaceMaxFds}`],
+    [`CMSG_LEN(${fdSize})`, `${info.cmsg.lenOneFd}`],
+    [`CMSG_SPACE(${fdSize})`, `${info.cmsg.spaceOneFd}`],
+    [`CMSG_SPACE(${info.maxFdsPerMessage * fdSize})`, `${info.cmsg.spaceMaxFds}`],
     ["receive control", `${info.receiveControlCapacity} bytes`],
     ["max fds/message", `${info.maxFdsPerMessage}`],
     ["max socket path", `${info.maxPathBytes} bytes`],
-    ["abstract names", yes(info.abstractNamespace)],
-    ["seqpacket", yes(info.seqpacket)],
-    ["accept4", yes(info.accept4)],
   ];
-  const width = Math.max(...rows.map(([name]) => name.length));
+  const width = Math.max(
+    ...rows.map(([name]) => name.length),
+    ...Object.keys(info.features).map((name) => name.length + 2),
+    ...Object.keys(info.constants).map((name) => name.length + 2),
+  );
   const lines = rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`);
+  lines.push("features");
+  for (const [name, value] of Object.entries(info.features)) {
+    lines.push(`  ${name.padEnd(width - 2)}  ${yes(value)}`);
+  }
   lines.push("constants");
   for (const [name, value] of Object.entries(info.constants)) {
-    lines.push(`  ${name.padEnd(width)}${value} (0x${value.toString(16)})`);
+    lines.push(`  ${name.padEnd(width - 2)}  ${value} (0x${value.toString(16)})`);
   }
   return lines.join("\n");
 }

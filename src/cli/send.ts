@@ -5,13 +5,13 @@
  * @module
  */
 
-import { libc } from "../../ffi/libc.ts";
-import { borrowFd, type Descriptor, openFd, type OwnedFd } from "../fd.ts";
-import { formatAddress } from "../address.ts";
+import { formatAddress } from "../core/address.ts";
+import { platformFacts } from "../core/platform.ts";
+import { borrowFd, type Descriptor, openFd, type OwnedFd } from "../owned_fd.ts";
 import { UnixSocket } from "../unix_socket.ts";
 import {
   EXIT_OK,
-  nonNegativeInteger,
+  integerOption,
   parseCommand,
   requireValue,
   socketAddress,
@@ -85,10 +85,10 @@ export function sendCommand(args: readonly string[]): number {
   const path = requireValue(parsed, "connect", "send", "a socket path");
   const address = socketAddress(path, parsed.booleans.get("abstract")!, "connect", "send");
   const fdNumbers = parsed.repeated.get("fd")!.map((text) =>
-    nonNegativeInteger(text, "fd", "send", 0x7fffffff)
+    integerOption(text, "fd", "send", 0, 0x7fffffff)
   );
   const files = parsed.positionals;
-  const max = libc().layout.maxFdsPerMessage;
+  const max = platformFacts().maxFdsPerMessage;
   if (fdNumbers.length + files.length > max) {
     throw new UsageError(
       `Too many fds: ${
