@@ -39,13 +39,23 @@ export const layouts: Readonly<Record<string, Layout>> = Object.freeze({
 });
 
 /**
+ * The key of the running platform in {@linkcode layouts}: the one place
+ * outside a layout row that looks at `Deno.build.os`.
+ *
+ * @returns `${Deno.build.os}-${Deno.build.arch}`, such as `"linux-x86_64"`.
+ */
+export function platformKey(): string {
+  return `${Deno.build.os}-${Deno.build.arch}`;
+}
+
+/**
  * The layout for the running platform.
  *
- * @returns The row of {@linkcode layouts} for `Deno.build.os` and `Deno.build.arch`.
+ * @returns The row of {@linkcode layouts} for {@linkcode platformKey}.
  * @throws {Deno.errors.NotSupported} On a platform with no layout (Windows, 32-bit).
  */
 export function currentLayout(): Layout {
-  const key = `${Deno.build.os}-${Deno.build.arch}`;
+  const key = platformKey();
   const layout = layouts[key];
   if (layout === undefined) {
     throw new Deno.errors.NotSupported(

@@ -38,6 +38,7 @@ import {
   layouts,
   type MsghdrLayout,
   type PeerCredentialsLayout,
+  platformKey,
   type PollfdLayout,
   type SockaddrInLayout,
   type SockaddrUnLayout,
@@ -561,7 +562,7 @@ function layoutOf(platform: Platform): Layout {
 leakCheckedTest("layouts holds exactly the five supported platforms, each under its name", () => {
   assertEquals(Object.keys(layouts).sort(), [...PLATFORMS].sort());
   for (const platform of PLATFORMS) assertEquals(layoutOf(platform).name, platform);
-  assertStrictEquals(currentLayout(), layouts[`${Deno.build.os}-${Deno.build.arch}`]);
+  assertStrictEquals(currentLayout(), layouts[platformKey()]);
 });
 
 leakCheckedTest("layouts serves the rows exported by ffi/platforms/linux.ts and bsd.ts", () => {
@@ -753,8 +754,8 @@ function range(start: number, end: number): number[] {
 
 const probeSource = decodeURIComponent(new URL("./c/layout_probe.c", import.meta.url).pathname);
 const ccAvailable = hasCommand("cc");
-const probeSkipReason = Deno.build.os !== "linux"
-  ? `tests/c/layout_probe.c covers Linux only, not ${Deno.build.os}`
+const probeSkipReason = !platformKey().startsWith("linux-")
+  ? `tests/c/layout_probe.c covers Linux only, not ${platformKey()}`
   : ccAvailable
   ? null
   : "no cc on PATH";
@@ -827,7 +828,7 @@ function probeMismatches(layout: Layout, probe: ReadonlyMap<string, string>): st
   return mismatches;
 }
 
-const currentExportName = EXPORT_NAMES[`${Deno.build.os}-${Deno.build.arch}` as Platform] ??
+const currentExportName = EXPORT_NAMES[platformKey() as Platform] ??
   "currentLayout()";
 
 leakCheckedTest(
