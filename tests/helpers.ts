@@ -385,9 +385,14 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
  *
  * @param promise The promise that must reject.
  * @param what What it is, for the error message.
+ * @param ms The bound.
  * @returns The rejection reason.
  */
-export async function rejectionOf(promise: Promise<unknown>, what: string): Promise<unknown> {
+export async function rejectionOf(
+  promise: Promise<unknown>,
+  what: string,
+  ms = 5_000,
+): Promise<unknown> {
   return await within(
     promise.then(
       (value) => {
@@ -395,7 +400,7 @@ export async function rejectionOf(promise: Promise<unknown>, what: string): Prom
       },
       (error) => error,
     ),
-    5_000,
+    ms,
     what,
   );
 }
@@ -450,20 +455,21 @@ export async function assertPollerIdle(): Promise<void> {
 }
 
 /**
- * Sends one-byte messages (`fill`) until a send has to wait, then aborts
- * that one: a one-byte send either goes out whole or not at all, so the
- * socket is left full and not broken.
+ * Starts one-byte sends (`start`) until one has to wait, then aborts that
+ * one: a one-byte send goes out whole or not at all, so the peer is left
+ * full and the socket is not broken.
  *
- * @param socket The sending socket.
- * @param fill The one-byte message.
- * @returns The number of bytes that went out.
+ * @param start Starts one send with the given signal.
+ * @returns The number of sends that went out.
  */
-export async function fillSendBuffer(socket: UnixSocket, fill = "f"): Promise<number> {
+export async function fillUntilWaiting(
+  start: (signal: AbortSignal) => Promise<number>,
+): Promise<number> {
   let sent = 0;
   for (;;) {
     const before = pollerStats().waiters;
     const controller = new AbortController();
-    const sending = socket.send(fill, { signal: controller.signal });
+    const sending = start(controller.signal);
     if (pollerStats().waiters > before) {
       controller.abort();
       await sending.catch(() => {});
@@ -471,8 +477,20 @@ export async function fillSendBuffer(socket: UnixSocket, fill = "f"): Promise<nu
     }
     await sending;
     sent++;
-    if (sent > 1_000_000) throw new Error("The socket buffer never filled");
+    if (sent > 1_000_000) throw new Error("The peer never filled");
   }
+}
+
+/**
+ * Sends one-byte messages (`fill`) until a send has to wait; see
+ * {@linkcode fillUntilWaiting}.
+ *
+ * @param socket The sending socket.
+ * @param fill The one-byte message.
+ * @returns The number of bytes that went out.
+ */
+export function fillSendBuffer(socket: UnixSocket, fill = "f"): Promise<number> {
+  return fillUntilWaiting((signal) => socket.send(fill, { signal }));
 }
 
 /**

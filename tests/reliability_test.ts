@@ -37,11 +37,18 @@ import { libc } from "../ffi/libc.ts";
 import {
   decoder,
   encoder,
+  fillSendBuffer,
+  fillUntilWaiting,
   hasCommand,
   isReady,
   leakCheckedTest,
+  macrotask,
+  rejectionOf,
   spawnDeno,
+  StopReason,
   tempSocketPath,
+  track,
+  within,
 } from "./helpers.ts";
 
 // The poller's own fds (the epoll fd and its wake eventfd) live as long as
@@ -52,48 +59,8 @@ await waitWritable(2);
 // ---------------------------------------------------------------------------
 // Helpers: bounded waits only.
 
-function macrotask(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Resolves with `promise`, or rejects once `ms` passed. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** The reason `promise` rejected with; fails when it resolves or hangs. */
-async function rejectionOf(promise: Promise<unknown>, what: string, ms = 5_000): Promise<unknown> {
-  return await within(
-    promise.then(
-      (value) => {
-        throw new Error(`${what} resolved with ${Deno.inspect(value)} instead of rejecting`);
-      },
-      (error) => error,
-    ),
-    ms,
-    what,
-  );
-}
-
-/** Tracks whether a promise settled, without letting it reject unhandled. */
-function track<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => boolean } {
-  let settled = false;
-  promise.then(() => (settled = true), () => (settled = true));
-  return { promise, settled: () => settled };
 }
 
 /** How a promise settled: `"resolved"` or the error's name. */
@@ -102,36 +69,6 @@ function outcomeOf(promise: Promise<unknown>): Promise<string> {
     () => "resolved",
     (error) => (error instanceof Error ? error.name : String(error)),
   );
-}
-
-/**
- * Starts one-byte sends (`start`) until one has to wait, then aborts that
- * one: a one-byte send goes out whole or not at all, so the peer is left
- * full and the socket is not broken.
- *
- * @returns The number of sends that went out.
- */
-async function fillUntilWaiting(
-  start: (signal: AbortSignal) => Promise<number>,
-): Promise<number> {
-  let sent = 0;
-  for (;;) {
-    const before = pollerStats().waiters;
-    const controller = new AbortController();
-    const sending = start(controller.signal);
-    if (pollerStats().waiters > before) {
-      controller.abort();
-      await sending.catch(() => {});
-      return sent;
-    }
-    await sending;
-    sent++;
-    if (sent > 1_000_000) throw new Error("The peer never filled");
-  }
-}
-
-function fillSendBuffer(socket: UnixSocket): Promise<number> {
-  return fillUntilWaiting((signal) => socket.send("f", { signal }));
 }
 
 /** Receives, without blocking, everything queued on `socket` right now. */
@@ -207,14 +144,6 @@ function captureUncaught(): { errors: unknown[]; stop(): void } {
       globalThis.removeEventListener("unhandledrejection", onRejection);
     },
   };
-}
-
-/** A custom reason object, to check that rejections pass it through untouched. */
-class StopReason extends Error {
-  constructor(what: string) {
-    super(`stopped ${what}`);
-    this.name = "StopReason";
-  }
 }
 
 // ---------------------------------------------------------------------------
