@@ -116,7 +116,9 @@ export async function recvAsync<F>(
   for (;;) {
     checkOpen(handle, signal);
     if (attempt() || poller().spin(attempt)) return message as unknown as Received<F> | null;
-    await waitOn(handle, false, signal);
+    // The poller makes the attempt when the socket is reported readable.
+    await waitOn(handle, false, signal, attempt);
+    if (message !== WOULD_BLOCK) return message as unknown as Received<F> | null;
   }
 }
 
@@ -131,11 +133,14 @@ export async function acceptAsync(
   handle: FdHandle,
   signal: AbortSignal | undefined,
 ): Promise<number> {
+  let conn: number | WouldBlock = WOULD_BLOCK;
+  const attempt = () => (conn = acceptStep(handle.fd)) !== WOULD_BLOCK;
   for (;;) {
     checkOpen(handle, signal);
-    const conn = acceptStep(handle.fd);
+    if (attempt()) return conn as unknown as number;
+    // The poller makes the attempt when a connection is reported.
+    await waitOn(handle, false, signal, attempt);
     if (conn !== WOULD_BLOCK) return conn;
-    await waitOn(handle, false, signal);
   }
 }
 

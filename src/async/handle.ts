@@ -8,7 +8,7 @@
  */
 
 import { closedWhileWaiting } from "../core/errors.ts";
-import { poller } from "./poller.ts";
+import { type Attempt, poller } from "./poller.ts";
 
 /** The structural handle the drivers take: an fd owner that can say it was closed. */
 export interface FdHandle {
@@ -29,17 +29,30 @@ const pending = new Map<FdHandle, number>();
  * @param handle The owner of the fd.
  * @param write Whether to wait for writability.
  * @param signal Cancels the wait.
+ * @param attempt A reader's nonblocking call, made the moment the fd is
+ * reported readable (see `Poller.wait`).
  * @throws {Deno.errors.BadResource} When the owner was closed meanwhile.
  */
 export async function waitOn(
   handle: FdHandle,
   write: boolean,
   signal: AbortSignal | undefined,
+  attempt?: Attempt,
 ): Promise<void> {
   if (handle.closed) throw closedWhileWaiting();
   pending.set(handle, (pending.get(handle) ?? 0) + 1);
   try {
-    await poller().wait(handle.fd, write, signal);
+    await poller().wait(
+      handle.fd,
+      write,
+      signal,
+      attempt === undefined ? undefined : () => {
+        // Runs inside the poller's report: the owner may have been closed
+        // since the wait began, and its number may belong to a new file.
+        if (handle.closed) throw closedWhileWaiting();
+        return attempt();
+      },
+    );
   } finally {
     const count = pending.get(handle)! - 1;
     if (count === 0) pending.delete(handle);

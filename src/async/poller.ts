@@ -44,9 +44,21 @@ export interface PollerStats {
   readonly maxOutstandingWaits: number;
 }
 
+/**
+ * What a waiter can do the moment its fd is reported ready: make its
+ * nonblocking call then and there. Returns `true` when it is done (the
+ * waiter is then resolved), `false` when the call would block (it keeps
+ * waiting); a throw rejects the waiter.
+ */
+export type Attempt = () => boolean;
+
+/** How many attempting readers one readiness report serves at most. */
+const ATTEMPTS_PER_REPORT = 64;
+
 interface Waiter {
   readonly fd: number;
   readonly write: boolean;
+  readonly attempt: Attempt | undefined;
   resolve(): void;
   reject(reason: unknown): void;
   cleanup(): void;
@@ -72,7 +84,6 @@ const FAILURES_BEFORE_PAUSE = 3;
 /** Waits on fds for the whole isolate; see the module doc. */
 export class Poller {
   readonly #entries = new Map<number, Entry>();
-  readonly #rearm = new Set<number>();
   #backend: Backend | null = null;
   #backendName: "epoll" | "poll" = libc().layout.features.epoll ? "epoll" : "poll";
   #inFlight = false;
@@ -149,15 +160,28 @@ export class Poller {
 
   /**
    * Resolves when `fd` is ready for reading or writing (or at end of file,
-   * or in error). Readers of one fd are woken one per readiness report;
-   * writers all at once.
+   * or in error).
+   *
+   * A reader that gives an `attempt` makes its call when the fd is
+   * reported readable, before any other code runs, and in the order the
+   * readers came: the first takes the first message, the next the next,
+   * and the first that would block ends the round, so N readers of one
+   * socket cost one report per burst of messages, not N wake-ups per
+   * message. Readers without an attempt and writers are all resolved.
    *
    * @param fd The fd number (the caller holds its owner).
    * @param write Whether to wait for writability.
    * @param signal Cancels the wait (already checked to be an `AbortSignal`).
-   * @returns A promise that resolves when the fd is ready.
+   * @param attempt The reader's nonblocking call; see {@linkcode Attempt}.
+   * @returns A promise that resolves when the fd is ready (and, with an
+   * attempt, once the attempt is done).
    */
-  wait(fd: number, write: boolean, signal: AbortSignal | undefined): Promise<void> {
+  wait(
+    fd: number,
+    write: boolean,
+    signal: AbortSignal | undefined,
+    attempt?: Attempt,
+  ): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     let backend: Backend;
     try {
@@ -189,6 +213,7 @@ export class Poller {
       const waiter: Waiter = {
         fd,
         write,
+        attempt: write ? undefined : attempt,
         resolve,
         reject,
         cleanup: () => signal?.removeEventListener("abort", onAbort),
@@ -216,7 +241,6 @@ export class Poller {
         waiter.reject(reason());
       }
     }
-    this.#rearm.delete(fd);
     // Idle registrations stay in epoll between waits: drop this one before
     // the number can be reused.
     this.#backend?.forget(fd);
@@ -253,7 +277,6 @@ export class Poller {
     const backend = this.#backend!;
     if (entry.empty) {
       this.#entries.delete(fd);
-      this.#rearm.delete(fd);
       backend.idle(fd, fired);
       return;
     }
@@ -271,25 +294,40 @@ export class Poller {
     this.#backend!.wake();
   }
 
-  #report = (fd: number, read: boolean, write: boolean, hangup: boolean): void => {
+  #report = (fd: number, read: boolean, write: boolean, _hangup: boolean): void => {
     const entry = this.#entries.get(fd);
     if (entry === undefined) return;
     if (read) {
-      // One reader per report: it takes the message, and the fd is armed
-      // again for the others only after it has tried (see #run). At end of
-      // stream or on error every reader must hear it at once.
+      let drained = false;
+      let budget = ATTEMPTS_PER_REPORT;
+      // Deleting the current element while iterating a Set is safe.
       for (const waiter of entry.readers) {
-        this.#ready(entry, waiter);
-        if (!hangup) break;
+        const attempt = waiter.attempt;
+        if (attempt === undefined) {
+          this.#ready(entry, waiter);
+          continue;
+        }
+        if (drained) continue;
+        let done: boolean;
+        try {
+          done = attempt();
+        } catch (error) {
+          this.#drop(entry, waiter);
+          waiter.reject(error);
+          continue;
+        }
+        if (done) this.#ready(entry, waiter);
+        // Would block: the data is gone and the others keep waiting. A spent
+        // budget: the level-triggered registration reports the rest.
+        if (!done || --budget === 0) drained = true;
       }
     }
-    if (write) { for (const waiter of entry.writers) this.#ready(entry, waiter); }
-    if (entry.empty) {
-      this.#entries.delete(fd);
-      this.#backend!.idle(fd, true);
-    } else {
-      this.#rearm.add(fd);
+    if (write) {
+      for (const waiter of entry.writers) this.#ready(entry, waiter);
     }
+    // Every attempt above has run, so the re-armed registration sees the
+    // fd as it is now.
+    this.#update(fd, entry, true);
   };
 
   #ready(entry: Entry, waiter: Waiter): void {
@@ -327,16 +365,6 @@ export class Poller {
         }
         failures = 0;
         backend.events(count, this.#report);
-        if (this.#rearm.size > 0) {
-          // Let the woken waiters try first: their continuations were queued
-          // when they were resolved, ahead of this one.
-          await null;
-          for (const fd of this.#rearm) {
-            const entry = this.#entries.get(fd);
-            if (entry !== undefined) this.#update(fd, entry, true);
-          }
-          this.#rearm.clear();
-        }
       }
     } catch (error) {
       // Nothing else can be done for the waits: reject them all, and start
