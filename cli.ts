@@ -10,9 +10,10 @@
  * - `fdpass info [--json]` shows the platform layout, sizes and constants
  *   in use.
  *
- * Every subcommand takes `--help`. Exit codes: 0 success, 1 runtime
- * failure, 2 usage error (130/143 when `recv` is stopped by SIGINT/SIGTERM).
- * Errors go to stderr as `fdpass: <message>`. Needs `--allow-ffi` only.
+ * Every subcommand takes `--help`; `fdpass --version` prints the version.
+ * Exit codes: 0 success, 1 runtime failure, 2 usage error or missing
+ * `--allow-ffi` (130/143 when `recv` is stopped by SIGINT/SIGTERM). Errors
+ * go to stderr as `fdpass: <message>`. Needs `--allow-ffi` only.
  *
  * @example Run it without installing
  * ```sh
@@ -33,6 +34,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./src/cli/args.ts
 import { RECV_HELP, recvCommand } from "./src/cli/recv.ts";
 import { SEND_HELP, sendCommand } from "./src/cli/send.ts";
 import { INFO_HELP, infoCommand } from "./src/cli/info.ts";
+import { VERSION } from "./src/cli/version.ts";
 
 const HELP = `fdpass: pass open file descriptors between processes over Unix sockets
 
@@ -41,6 +43,7 @@ Usage:
   fdpass send --connect PATH [--abstract] [--data TEXT] [--fd N]... [FILE]...
   fdpass info [--json]
   fdpass help [COMMAND]
+  fdpass --version
 
 Commands:
   recv   Listen on a Unix socket; print each message and describe its fds.
@@ -52,7 +55,8 @@ Run "fdpass COMMAND --help" for a command's options.
 Exit codes:
   0    success
   1    runtime failure (a file cannot be opened, nobody listens, ...)
-  2    usage error (unknown option or command, missing or bad value)
+  2    usage error (unknown option or command, missing or bad value),
+       or no unscoped --allow-ffi permission
   130  recv stopped by SIGINT (143 by SIGTERM)
 
 Permissions: --allow-ffi (fdpass calls libc through Deno.dlopen).
@@ -71,7 +75,9 @@ const COMMAND_HELP: Readonly<Record<string, string>> = {
 /**
  * Runs the `fdpass` command with `args` (without the program name) and
  * returns its exit status: 0 on success, 1 on a runtime failure, 2 on a
- * usage error, 130/143 when `recv` was stopped by SIGINT/SIGTERM. Output
+ * usage error or when the process lacks unscoped `--allow-ffi`
+ * (`Deno.errors.NotCapable`), 130/143 when `recv` was stopped by
+ * SIGINT/SIGTERM. Output
  * goes to stdout; errors are printed to stderr as `fdpass: <message>`, never
  * thrown.
  *
@@ -92,6 +98,12 @@ export async function main(args: string[]): Promise<number> {
   try {
     return await run(args);
   } catch (error) {
+    const notCapable = notCapableIn(error);
+    if (notCapable !== undefined) {
+      // Missing permission is the caller's mistake, like a bad option.
+      console.error(`fdpass: ${notCapable.message}`);
+      return EXIT_USAGE;
+    }
     const message = error instanceof Error ? error.message : String(error);
     console.error(`fdpass: ${message}`);
     if (error instanceof UsageError) {
@@ -103,6 +115,20 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * The `Deno.errors.NotCapable` that `error` is or was caused by (a wrapper
+ * such as "Failed to open libc" keeps Deno's own error as its `cause`).
+ *
+ * @param error What `run` threw.
+ * @returns The permission error, or `undefined`.
+ */
+function notCapableIn(error: unknown): Error | undefined {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof Deno.errors.NotCapable) return e;
+  }
+  return undefined;
+}
+
 async function run(args: readonly string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
@@ -112,6 +138,10 @@ async function run(args: readonly string[]): Promise<number> {
       return sendCommand(rest);
     case "info":
       return infoCommand(rest);
+    case "--version":
+      if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}"`, null);
+      console.log(`fdpass ${VERSION}`);
+      return EXIT_OK;
     case "help":
     case "--help":
     case "-h": {

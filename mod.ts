@@ -98,5 +98,10 @@ export { MemFd, type MemFdOptions, type MemFdSeal } from "./src/extras/memfd.ts"
 export { type MapOptions, mapShared, SharedMapping } from "./src/extras/shared_mapping.ts";
 export { EventFd, type EventFdOptions, type EventFdWaitOptions } from "./src/extras/eventfd.ts";
 
-// A TCP listener as an fd, to hand a live listener to another process.
-export { listenTcp, type TcpListenerFd, type TcpListenOptions } from "./src/extras/tcp_listener.ts";
+// TCP listeners: accept connections as fds, or hand a live listener to another process.
+export {
+  listenTcp,
+  TcpListener,
+  type TcpListenerFd,
+  type TcpListenOptions,
+} from "./src/extras/tcp_listener.ts";

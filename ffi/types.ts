@@ -84,6 +84,20 @@ export interface SockaddrInLayout {
   readonly address: number;
 }
 
+/** Layout of `struct sockaddr_in6` (IPv6, `ipv6(7)`). */
+export interface SockaddrIn6Layout {
+  /** `sizeof(struct sockaddr_in6)`. */
+  readonly size: number;
+  /** Offset of `sin6_port` (big-endian u16). */
+  readonly port: number;
+  /** Offset of `sin6_flowinfo` (u32, network order). */
+  readonly flowinfo: number;
+  /** Offset of `sin6_addr` (16 bytes, network order). */
+  readonly address: number;
+  /** Offset of `sin6_scope_id` (u32, host order): the interface of a link-local address. */
+  readonly scopeId: number;
+}
+
 /** Where the peer's pid, uid and gid are found, and how to ask for them. */
 export interface PeerCredentialsLayout {
   /** `getsockopt` level. */
@@ -188,6 +202,8 @@ export interface Constants {
   readonly AF_UNIX: number;
   /** `AF_INET` (IPv4). */
   readonly AF_INET: number;
+  /** `AF_INET6` (IPv6). */
+  readonly AF_INET6: number;
   /** `SOCK_STREAM`. */
   readonly SOCK_STREAM: number;
   /** `SOCK_DGRAM`. */
@@ -212,6 +228,14 @@ export interface Constants {
   readonly SO_REUSEADDR: number;
   /** `SO_ERROR`. */
   readonly SO_ERROR: number;
+  /** `SO_REUSEPORT`: several sockets may bind the same address and port. */
+  readonly SO_REUSEPORT: number;
+  /** `SO_ACCEPTCONN` (`getsockopt` only): non-zero on a listening socket. */
+  readonly SO_ACCEPTCONN: number;
+  /** `IPPROTO_IPV6`: the `setsockopt` level of the `IPV6_*` options. */
+  readonly IPPROTO_IPV6: number;
+  /** `IPV6_V6ONLY`: an IPv6 socket bound to `::` takes no IPv4 connections. */
+  readonly IPV6_V6ONLY: number;
   /** 0: the platform has no such option; check `features.soNosigpipe`. */
   readonly SO_NOSIGPIPE: number;
   /** `MSG_PEEK`. */
@@ -377,6 +401,8 @@ export interface Layout {
   readonly sockaddrUn: SockaddrUnLayout;
   /** `struct sockaddr_in`; its family field sits where `sockaddrUn`'s does. */
   readonly sockaddrIn: SockaddrInLayout;
+  /** `struct sockaddr_in6`; its family field sits where `sockaddrUn`'s does. */
+  readonly sockaddrIn6: SockaddrIn6Layout;
   /** How to read the peer's credentials. */
   readonly peerCredentials: PeerCredentialsLayout;
   /** `struct ucred` for `SCM_CREDENTIALS`, or 0 where there is none. */

@@ -16,6 +16,7 @@ import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows }
 import { cmsgSpace, receiveControlCapacity } from "../ffi/cmsg.ts";
 import { libc } from "../ffi/libc.ts";
 import { openFd, pipe, UnixSocket } from "../mod.ts";
+import { VERSION } from "../src/cli/version.ts";
 import { hasCommand, leakCheckedTest, tempSocketPath } from "./helpers.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -42,11 +43,11 @@ class Cli implements AsyncDisposable {
   readonly #timer: ReturnType<typeof setTimeout>;
   #exited = false;
 
-  constructor(args: string[]) {
+  constructor(args: string[], permissions: readonly string[] = ["--allow-ffi"]) {
     const controller = new AbortController();
     this.#timer = setTimeout(() => controller.abort(), CHILD_TIMEOUT_MS);
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", "--no-prompt", "--allow-ffi", CLI, ...args],
+      args: ["run", "--quiet", "--no-prompt", ...permissions, CLI, ...args],
       cwd: ROOT,
       env: { NO_COLOR: "1" },
       stdin: "null",
@@ -94,9 +95,9 @@ class Cli implements AsyncDisposable {
   }
 }
 
-/** Runs `fdpass args...` to completion. */
-async function run(args: string[]): Promise<CliResult> {
-  await using cli = new Cli(args);
+/** Runs `fdpass args...` to completion (with `--allow-ffi` unless told otherwise). */
+async function run(args: string[], permissions?: readonly string[]): Promise<CliResult> {
+  await using cli = new Cli(args, permissions);
   return await cli.result();
 }
 
@@ -559,6 +560,22 @@ leakCheckedTest(
           new RegExp(`^fdpass: Option "--connect" is \\d+ bytes long, but .* at most ${max} bytes`),
         ],
         [["recv", "--listen", socket.path, "--count", "two"], 2, /"--count" must be an integer/],
+        // parseArgs alone reads "-1" as an option: 'Unknown option "-1"'.
+        [
+          ["recv", "--listen", socket.path, "--count", "-1"],
+          2,
+          /^fdpass: Option "--count" must be an integer from 0 to \d+, received "-1"$/,
+        ],
+        [
+          ["recv", "--listen", socket.path, "--cat", "--cat-limit", "-5"],
+          2,
+          /"--cat-limit" must be an integer from 0 to \d+, received "-5"/,
+        ],
+        [
+          ["send", "--connect", socket.path, "--fd", "-1"],
+          2,
+          /"--fd" must be an integer from 0 to \d+, received "-1"/,
+        ],
         [["recv", "--listen", socket.path, "--cat-limit", "9"], 2, /only makes sense with "--cat"/],
         [
           ["recv", "--listen", socket.path, "--cat-timeout", "9"],
@@ -749,6 +766,72 @@ leakCheckedTest(
       });
     } finally {
       socket.cleanup();
+    }
+  },
+);
+
+leakCheckedTest("--version prints the version in deno.json and exits 0", async () => {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)) as { version: string };
+  assertEquals(VERSION, config.version, "src/cli/version.ts and deno.json disagree");
+  const result = await run(["--version"]);
+  assertEquals(expectSuccess(result, "fdpass --version"), `fdpass ${config.version}\n`);
+  expectError(await run(["--version", "x"]), 2, /Unexpected argument "x"/, "--version x");
+});
+
+leakCheckedTest(
+  "without --allow-ffi every command prints the permission error and exits 2",
+  async () => {
+    const cases = [["info"], ["send", "--connect", "/tmp/fdpass-no-such.sock", "--fd", "0"]];
+    const results = await Promise.all(cases.map((args) => run(args, [])));
+    for (const [i, result] of results.entries()) {
+      const what = `fdpass ${cases[i]!.join(" ")}`;
+      assertEquals(result.code, 2, `${what}: exit code (stderr: ${result.stderr})`);
+      const lines = result.stderr.trimEnd().split("\n");
+      assertEquals(lines.length, 1, `${what}: one line on stderr: ${result.stderr}`);
+      assertMatch(lines[0]!, /^fdpass: .*--allow-ffi/, what);
+      assertEquals(result.stdout, "", what);
+    }
+  },
+);
+
+leakCheckedTest(
+  "the install command in the README works from a clone",
+  async () => {
+    const root = Deno.makeTempDirSync({ prefix: "fdpass-install-" });
+    try {
+      // The command the README gives, with --root so that it stays in the temp directory.
+      const install = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "install",
+          "--global",
+          "--root",
+          root,
+          "--config",
+          "deno.json",
+          "--allow-ffi",
+          "--name",
+          "fdpass",
+          "./cli.ts",
+        ],
+        cwd: ROOT,
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert(install.success, new TextDecoder().decode(install.stderr));
+      // Run it from elsewhere, where no deno.json is discovered.
+      const output = await new Deno.Command(`${root}/bin/fdpass`, {
+        args: ["--version"],
+        cwd: root,
+        env: { NO_COLOR: "1", PATH: `${Deno.execPath().replace(/\/[^/]*$/, "")}:/usr/bin:/bin` },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assertEquals(output.code, 0, stderr);
+      assertEquals(new TextDecoder().decode(output.stdout), `fdpass ${VERSION}\n`);
+    } finally {
+      Deno.removeSync(root, { recursive: true });
     }
   },
 );

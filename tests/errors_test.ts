@@ -28,6 +28,8 @@ import {
   sendFd,
   UnixSocket,
 } from "../mod.ts";
+import * as nodeFs from "node:fs";
+import net from "node:net";
 import { libc } from "../ffi/libc.ts";
 import { bindFd, createUnixSocket } from "../src/core/socket_calls.ts";
 import { closeAll, isOpen, isReady, leakCheckedTest, tempSocketPath } from "./helpers.ts";
@@ -108,6 +110,85 @@ leakCheckedTest("an fd that is neither a number nor an fd object is a TypeError"
   assertFalse(isReady(b.fd));
   a.close();
   b.close();
+});
+
+leakCheckedTest(
+  "a Deno.FsFile, Deno.Listener, Deno.Conn or node:net Server in fds says what it is and what to pass instead",
+  async () => {
+    const socket = tempSocketPath();
+    const [a, b] = UnixSocket.pair();
+    const file = Deno.openSync("/dev/null");
+    const server = net.createServer();
+    // Deno 2.9.6 needs --allow-net even for Unix sockets; without it, stand-ins
+    // with the members the structural checks look at (Deno's own classes have them).
+    const withNet = Deno.permissions.querySync({ name: "net" }).state === "granted";
+    const listener: Deno.Listener | object = withNet
+      ? Deno.listen({ transport: "unix", path: socket.path })
+      : { addr: { transport: "unix", path: socket.path }, accept(): void {}, close(): void {} };
+    const accepted = withNet ? (listener as Deno.Listener).accept() : undefined;
+    const conn: Deno.Conn | object = withNet
+      ? await Deno.connect({ transport: "unix", path: socket.path })
+      : { localAddr: {}, remoteAddr: {}, read(): void {}, write(): void {}, close(): void {} };
+    try {
+      const prefix = `Argument "fds[0]" must be an fd number or an object with an fd, received`;
+      const cases: [unknown, string][] = [
+        [
+          file,
+          `${prefix} a Deno.FsFile, whose fd Deno does not expose: open the file with openFd()`,
+        ],
+        [
+          listener,
+          `${prefix} a Deno.Listener, whose fd Deno does not expose: create the listening`,
+        ],
+        [conn, `${prefix} a Deno.Conn, whose fd Deno does not expose: make the connection with`],
+        [
+          server,
+          `${prefix} a node:net Server, whose fd Deno does not expose: create the listening`,
+        ],
+      ];
+      for (const [value, message] of cases) {
+        assertThrows(() => a.sendSync("x", { fds: [value as number] }), TypeError, message);
+      }
+      assertThrows(() => sendFd(a, file as unknown as number), TypeError, "node:fs openSync()");
+      assertThrows(
+        () => new OwnedFd(file as unknown as number),
+        TypeError,
+        `Argument "fd" must be a number or an fd object, received a Deno.FsFile, whose fd`,
+      );
+      assertFalse(isReady(b.fd), "nothing may be sent after an argument error");
+    } finally {
+      file.close();
+      if (withNet) {
+        (conn as Deno.Conn).close();
+        (await accepted)!.close();
+        (listener as Deno.Listener).close();
+      }
+      closeAll(a, b);
+      socket.cleanup();
+    }
+  },
+);
+
+leakCheckedTest("an fd from node:fs openSync() can be sent, as the near-miss message says", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(`${dir}/a.txt`, "opened by node:fs");
+    const fd = nodeFs.openSync(`${dir}/a.txt`, "r");
+    const [a, b] = UnixSocket.pair();
+    try {
+      a.sendSync("x", { fds: [fd] });
+    } finally {
+      nodeFs.closeSync(fd);
+    }
+    const { fds } = b.recvSync()!;
+    using received = fds[0]!;
+    const buffer = new Uint8Array(64);
+    const n = received.readSync(buffer) ?? 0;
+    assertEquals(new TextDecoder().decode(buffer.subarray(0, n)), "opened by node:fs");
+    closeAll(a, b);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 leakCheckedTest("a closed OwnedFd or socket in fds is a TypeError", () => {

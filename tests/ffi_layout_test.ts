@@ -43,6 +43,7 @@ import {
   type SockaddrInLayout,
   type SockaddrUnLayout,
 } from "../ffi/layout.ts";
+import type { SockaddrIn6Layout } from "../ffi/types.ts";
 import { libc } from "../ffi/libc.ts";
 import { darwinArm64, darwinX86_64, freebsdX86_64 } from "../ffi/platforms/bsd.ts";
 import { linuxAarch64, linuxX86_64 } from "../ffi/platforms/linux.ts";
@@ -85,6 +86,7 @@ interface Expected {
   cmsgForFds: Readonly<Record<1 | 2 | 3 | 253, readonly [len: number, space: number]>>;
   sockaddrUn: SockaddrUnLayout;
   sockaddrIn: SockaddrInLayout;
+  sockaddrIn6: SockaddrIn6Layout;
   peerCredentials: PeerCredentialsLayout;
   ucredSize: number;
   /** The 0 placeholder where the platform lacks the constant. */
@@ -167,6 +169,14 @@ const BSD_SOCKADDR_UN: SockaddrUnLayout = {
 };
 
 const SOCKADDR_IN: SockaddrInLayout = { size: 16, port: 2, address: 4 };
+// The same on all three: BSD's u8 sin6_len + u8 sin6_family fill Linux's u16 family.
+const SOCKADDR_IN6: SockaddrIn6Layout = {
+  size: 28,
+  port: 2,
+  flowinfo: 4,
+  address: 8,
+  scopeId: 24,
+};
 // --- peer credentials (unix(7) SO_PEERCRED; sys/ucred.h on BSD) ---
 
 const LINUX_PEER_CREDENTIALS: PeerCredentialsLayout = {
@@ -257,6 +267,7 @@ const FREEBSD_FEATURES: Features = {
 const SHARED_CONSTANTS: Partial<Constants> = {
   AF_UNIX: 1,
   AF_INET: 2,
+  IPPROTO_IPV6: 41,
   SOCK_STREAM: 1,
   SOCK_DGRAM: 2,
   SOCK_SEQPACKET: 5,
@@ -312,6 +323,10 @@ const LINUX_CONSTANTS: Partial<Constants> = {
   SO_REUSEADDR: 2,
   SO_ERROR: 4,
   SO_TYPE: 3,
+  AF_INET6: 10,
+  SO_REUSEPORT: 15,
+  SO_ACCEPTCONN: 30,
+  IPV6_V6ONLY: 26,
   SO_NOSIGPIPE: 0,
   MSG_TRUNC: 0x20,
   MSG_CTRUNC: 0x8,
@@ -333,6 +348,9 @@ const BSD_SOCKET_CONSTANTS: Partial<Constants> = {
   SO_REUSEADDR: 4,
   SO_ERROR: 0x1007,
   SO_TYPE: 0x1008,
+  SO_REUSEPORT: 0x200,
+  SO_ACCEPTCONN: 0x2,
+  IPV6_V6ONLY: 27,
   MSG_TRUNC: 0x10,
   MSG_CTRUNC: 0x20,
   MSG_DONTWAIT: 0x80,
@@ -343,6 +361,7 @@ const MACOS_CONSTANTS: Partial<Constants> = {
   ...SHARED_CONSTANTS,
   ...NO_EPOLL,
   ...BSD_SOCKET_CONSTANTS,
+  AF_INET6: 30,
   SOCK_CLOEXEC: 0,
   SOCK_NONBLOCK: 0,
   SO_NOSIGPIPE: 0x1022,
@@ -359,6 +378,7 @@ const FREEBSD_CONSTANTS: Partial<Constants> = {
   ...SHARED_CONSTANTS,
   ...NO_EPOLL,
   ...BSD_SOCKET_CONSTANTS,
+  AF_INET6: 28,
   SOCK_CLOEXEC: 0x10000000,
   SOCK_NONBLOCK: 0x20000000,
   SO_NOSIGPIPE: 0x0800,
@@ -435,6 +455,7 @@ const LINUX_COMMON = {
   cmsgForFds: LINUX_CMSG_FOR_FDS,
   sockaddrUn: LINUX_SOCKADDR_UN,
   sockaddrIn: SOCKADDR_IN,
+  sockaddrIn6: SOCKADDR_IN6,
   peerCredentials: LINUX_PEER_CREDENTIALS,
   ucredSize: 12,
   constants: LINUX_CONSTANTS,
@@ -454,6 +475,7 @@ const MACOS_COMMON = {
   cmsgForFds: MACOS_CMSG_FOR_FDS,
   sockaddrUn: BSD_SOCKADDR_UN,
   sockaddrIn: SOCKADDR_IN,
+  sockaddrIn6: SOCKADDR_IN6,
   peerCredentials: MACOS_PEER_CREDENTIALS,
   ucredSize: 0,
   constants: MACOS_CONSTANTS,
@@ -485,6 +507,7 @@ const EXPECTED: Readonly<Record<Platform, Expected>> = {
     cmsgForFds: FREEBSD_CMSG_FOR_FDS,
     sockaddrUn: BSD_SOCKADDR_UN,
     sockaddrIn: SOCKADDR_IN,
+    sockaddrIn6: SOCKADDR_IN6,
     peerCredentials: FREEBSD_PEER_CREDENTIALS,
     ucredSize: 0,
     constants: FREEBSD_CONSTANTS,
@@ -511,6 +534,7 @@ const LAYOUT_FIELDS = [
   "peerCredentials",
   "pollfd",
   "sockaddrIn",
+  "sockaddrIn6",
   "sockaddrUn",
   "stat",
   "ucredSize",
@@ -626,6 +650,7 @@ for (const platform of PLATFORMS) {
       await t.step("the socket addresses match sys/un.h and netinet/in.h", () => {
         assertEquals(layout.sockaddrUn, expected.sockaddrUn);
         assertEquals(layout.sockaddrIn, expected.sockaddrIn);
+        assertEquals(layout.sockaddrIn6, expected.sockaddrIn6);
         // sun_path runs to the end of the struct: 108 bytes on Linux, 104 on BSD.
         assertLessOrEqual(
           layout.sockaddrUn.maxPathBytes,
@@ -861,6 +886,7 @@ leakCheckedTest(
         ...layout,
         msghdr: { ...layout.msghdr, flags: layout.msghdr.flags - 4 },
         sockaddrIn: { ...layout.sockaddrIn, port: layout.sockaddrIn.port + 2 },
+        sockaddrIn6: { ...layout.sockaddrIn6, scopeId: layout.sockaddrIn6.scopeId - 4 },
         constants: { ...layout.constants, SO_REUSEADDR: layout.constants.SO_REUSEADDR + 1 },
         features: { ...layout.features, memfd: !layout.features.memfd },
         errno: { ...layout.errno, EBADF: 0 },
@@ -872,6 +898,7 @@ leakCheckedTest(
         "features.memfd",
         "msghdr.flags",
         "sockaddrIn.port",
+        "sockaddrIn6.scopeId",
       ]);
     });
 

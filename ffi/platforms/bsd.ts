@@ -16,7 +16,7 @@ import type {
   MsghdrLayout,
   SockaddrUnLayout,
 } from "../types.ts";
-import { iovec, pollfd, posixConstants, posixErrno, sockaddrIn } from "./posix.ts";
+import { iovec, pollfd, posixConstants, posixErrno, sockaddrIn, sockaddrIn6 } from "./posix.ts";
 
 // sys/socket.h: `int msg_iovlen` and `socklen_t msg_controllen`, no padding.
 const msghdr: MsghdrLayout = {
@@ -56,6 +56,9 @@ const commonConstants = {
   SO_TYPE: 0x1008,
   SO_REUSEADDR: 4,
   SO_ERROR: 0x1007,
+  SO_REUSEPORT: 0x200,
+  SO_ACCEPTCONN: 0x2,
+  IPV6_V6ONLY: 27, // netinet6/in6.h
   MSG_TRUNC: 0x10,
   MSG_CTRUNC: 0x20,
   MSG_DONTWAIT: 0x80,
@@ -118,6 +121,7 @@ const common = {
   sockaddrUn,
   sockaddrIn,
   // netinet6/in6.h: `u8 sin6_len` and `u8 sin6_family` where Linux has a u16 family.
+  sockaddrIn6,
   // No SCM_CREDENTIALS.
   ucredSize: 0,
   pollfd,
@@ -183,6 +187,7 @@ export const darwinArm64: Layout = Object.freeze<Layout>({
   stat: { size: 144, dev: 0, devSize: 4, ino: 8, mode: 4, modeSize: 2, fileSize: 96 },
   constants: {
     ...commonConstants,
+    AF_INET6: 30,
     SOCK_CLOEXEC: 0,
     SOCK_NONBLOCK: 0,
     SO_NOSIGPIPE: 0x1022,
@@ -235,6 +240,7 @@ export const freebsdX86_64: Layout = Object.freeze<Layout>({
   stat: { size: 224, dev: 0, devSize: 8, ino: 8, mode: 24, modeSize: 2, fileSize: 112 },
   constants: {
     ...commonConstants,
+    AF_INET6: 28,
     SOCK_CLOEXEC: 0x10000000,
     SOCK_NONBLOCK: 0x20000000,
     SO_NOSIGPIPE: 0x0800,

@@ -9,7 +9,7 @@
  */
 
 import type { Constants, Features, Layout, MsghdrLayout } from "../types.ts";
-import { iovec, pollfd, posixConstants, posixErrno, sockaddrIn } from "./posix.ts";
+import { iovec, pollfd, posixConstants, posixErrno, sockaddrIn, sockaddrIn6 } from "./posix.ts";
 
 /** Linux has everything the library can use. */
 const features: Features = Object.freeze<Features>({
@@ -49,6 +49,7 @@ const msghdr: MsghdrLayout = {
 // include/linux/socket.h, include/uapi/asm-generic/*.h).
 const commonConstants = {
   ...posixConstants,
+  AF_INET6: 10,
   SOCK_CLOEXEC: 0x80000,
   SOCK_NONBLOCK: 0x800,
   SOL_SOCKET: 1,
@@ -57,6 +58,9 @@ const commonConstants = {
   SO_TYPE: 3,
   SO_REUSEADDR: 2,
   SO_ERROR: 4,
+  SO_REUSEPORT: 15,
+  SO_ACCEPTCONN: 30,
+  IPV6_V6ONLY: 26, // include/uapi/linux/in6.h
   SO_NOSIGPIPE: 0,
   MSG_TRUNC: 0x20,
   MSG_CTRUNC: 0x8,
@@ -144,6 +148,7 @@ const common = {
     maxPathBytes: 108,
   },
   sockaddrIn,
+  sockaddrIn6,
   peerCredentials: {
     level: 1, // SOL_SOCKET
     option: 17, // SO_PEERCRED

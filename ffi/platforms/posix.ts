@@ -7,12 +7,13 @@
  * @module
  */
 
-import type { IovecLayout, PollfdLayout, SockaddrInLayout } from "../types.ts";
+import type { IovecLayout, PollfdLayout, SockaddrIn6Layout, SockaddrInLayout } from "../types.ts";
 
 /** Constants with the same value on every supported platform. */
 export const posixConstants = {
   AF_UNIX: 1,
   AF_INET: 2,
+  IPPROTO_IPV6: 41,
   SOCK_STREAM: 1,
   SOCK_DGRAM: 2,
   SOCK_SEQPACKET: 5,
@@ -93,3 +94,15 @@ export const pollfd: PollfdLayout = { size: 8, fd: 0, events: 4, revents: 6 };
 
 /** `struct sockaddr_in`; its family field sits where `sockaddr_un`'s does. */
 export const sockaddrIn: SockaddrInLayout = { size: 16, port: 2, address: 4 };
+
+/**
+ * `struct sockaddr_in6` (netinet/in.h): the family field (with `sin6_len`
+ * on BSD) takes the first two bytes everywhere, so the offsets agree.
+ */
+export const sockaddrIn6: SockaddrIn6Layout = {
+  size: 28,
+  port: 2,
+  flowinfo: 4,
+  address: 8,
+  scopeId: 24,
+};

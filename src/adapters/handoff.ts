@@ -15,6 +15,7 @@ import { Socket } from "node:net";
 export type { Socket };
 import { libc } from "../../ffi/libc.ts";
 import { fileOffset, statFd, statusFlags } from "../core/fd_ops.ts";
+import { getIntOption } from "../core/socket_calls.ts";
 
 /** What the hand-off needs from an fd owner. */
 export interface HandOffOwner {
@@ -87,7 +88,9 @@ export function toFsFile(owner: HandOffOwner): Deno.FsFile {
 
 /**
  * Wraps a socket or a pipe in a `node:net` `Socket`, which then
- * owns it.
+ * owns it. A listening socket (TCP or Unix) is refused with a `TypeError`
+ * and stays with `owner`: `net.Socket` would take it without complaint and
+ * then neither read nor accept, while a server serves it.
  *
  * @param owner The fd; released to the socket.
  * @returns The socket.
@@ -98,6 +101,13 @@ export function toNetSocket(owner: HandOffOwner): Socket {
   if (kind !== "socket" && kind !== "pipe") {
     throw new TypeError(
       `Cannot wrap a ${kind} fd in a net.Socket: it must be a socket or a pipe`,
+    );
+  }
+  const c = libc().layout.constants;
+  // socket(7): SO_ACCEPTCONN reads non-zero once listen() was called.
+  if (kind === "socket" && getIntOption(fd, c.SOL_SOCKET, c.SO_ACCEPTCONN) !== 0) {
+    throw new TypeError(
+      `Cannot wrap a listening socket (fd ${fd}) in a net.Socket: serve it with net.createServer().listen({ fd }) or http.createServer().listen({ fd }) instead`,
     );
   }
   const socket = new Socket({ fd, readable: true, writable: true });

@@ -73,7 +73,7 @@ export interface ParsedCommand {
 export function parseCommand(spec: CommandSpec, args: readonly string[]): ParsedCommand {
   const unknown: string[] = [];
   const repeatable = spec.repeatable ?? [];
-  const parsed = parseArgs(joinEmptyValues(args, [...spec.strings, ...repeatable]), {
+  const parsed = parseArgs(joinValues(args, [...spec.strings, ...repeatable]), {
     boolean: ["help", ...spec.booleans],
     // "_" keeps positionals as strings: a file named "123" stays "123".
     string: ["_", ...spec.strings, ...repeatable],
@@ -114,16 +114,21 @@ export function parseCommand(spec: CommandSpec, args: readonly string[]): Parsed
   return { help, booleans, strings, repeated, positionals };
 }
 
+/** A value that `parseArgs` would mistake for a short option: `-1`, `-0.5`, `-.5`. */
+const NEGATIVE_NUMBER = /^-[0-9.]/;
+
 /**
- * Rewrites `--name ""` to `--name=`: `parseArgs` does not take an empty
- * string as the value of the option before it (it would become a stray
- * positional), but `--data ""` is a natural way to ask for empty data.
+ * Rewrites `--name ""` to `--name=` and `--name -1` to `--name=-1`:
+ * `parseArgs` does not take an empty string as the value of the option
+ * before it (it would become a stray positional), and it reads `-1` as the
+ * short option `-1`, so `--count -1` would be an unknown option instead of
+ * the range error it deserves.
  *
  * @param args The arguments.
  * @param valued The options that take a value.
  * @returns The arguments to parse.
  */
-function joinEmptyValues(args: readonly string[], valued: readonly string[]): string[] {
+function joinValues(args: readonly string[], valued: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -131,8 +136,10 @@ function joinEmptyValues(args: readonly string[], valued: readonly string[]): st
       out.push(...args.slice(i));
       break;
     }
-    if (args[i + 1] === "" && arg.startsWith("--") && valued.includes(arg.slice(2))) {
-      out.push(`${arg}=`);
+    const next = args[i + 1];
+    const takesValue = arg.startsWith("--") && valued.includes(arg.slice(2));
+    if (takesValue && next !== undefined && (next === "" || NEGATIVE_NUMBER.test(next))) {
+      out.push(`${arg}=${next}`);
       i++;
     } else {
       out.push(arg);

@@ -35,7 +35,9 @@ export function describeValue(value: unknown): string {
 export function checkFdNumber(value: unknown, name: string): number {
   if (typeof value !== "number") {
     throw new TypeError(
-      `Argument "${name}" must be a number or an fd object, received ${describeValue(value)}`,
+      `Argument "${name}" must be a number or an fd object, received ${
+        nearMissAdvice(value) ?? describeValue(value)
+      }`,
     );
   }
   if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
@@ -62,11 +64,46 @@ export function fdNumberOf(item: FdLike, name: string): number {
     }
     return checkFdNumber(item.fd, name);
   }
+  const nearMiss = nearMissAdvice(item);
   throw new TypeError(
     `Argument "${name}" must be an fd number or an object with an fd, received ${
-      describeValue(item)
+      nearMiss ?? describeValue(item)
     }`,
   );
+}
+
+/**
+ * Names a Deno or `node:net` resource that holds an fd but does not expose
+ * it (Deno 2.9.6 has no public way to get the fd of a `Deno.FsFile`,
+ * `Deno.Listener`, `Deno.Conn` or `net.Server`), and says what to pass
+ * instead. The checks are structural, so that core imports no class.
+ *
+ * @param item The value that is not an fd.
+ * @returns The description and advice, or `undefined` for anything else.
+ */
+function nearMissAdvice(item: unknown): string | undefined {
+  if (typeof item !== "object" || item === null) return undefined;
+  const has = (key: string): boolean => key in item;
+  const method = (key: string): boolean =>
+    typeof (item as Record<string, unknown>)[key] === "function";
+  const hidden = "whose fd Deno does not expose";
+  if (item instanceof Deno.FsFile) {
+    return `a Deno.FsFile, ${hidden}: open the file with openFd() or with node:fs openSync() ` +
+      `(which returns an fd number and checks --allow-read) instead`;
+  }
+  if (method("accept") && has("addr")) {
+    return `a Deno.Listener, ${hidden}: create the listening socket with listenTcp() or ` +
+      `UnixSocket.listen() instead, and serve a TCP one with node:http server.listen({ fd })`;
+  }
+  if (has("remoteAddr") && has("localAddr")) {
+    return `a Deno.Conn, ${hidden}: make the connection with UnixSocket.connect() or ` +
+      `accept it with UnixListener.accept() instead, or pass the listening socket`;
+  }
+  if (method("listen") && method("address") && method("getConnections")) {
+    return `a node:net Server, ${hidden}: create the listening socket with listenTcp() ` +
+      `instead, pass that, and serve it with server.listen({ fd })`;
+  }
+  return undefined;
 }
 
 /**

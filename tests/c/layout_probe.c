@@ -305,6 +305,11 @@ int main(void) {
   PRINT("sockaddrIn.size", sizeof(struct sockaddr_in));
   OFFSET("sockaddrIn", "port", struct sockaddr_in, sin_port);
   OFFSET("sockaddrIn", "address", struct sockaddr_in, sin_addr);
+  PRINT("sockaddrIn6.size", sizeof(struct sockaddr_in6));
+  OFFSET("sockaddrIn6", "port", struct sockaddr_in6, sin6_port);
+  OFFSET("sockaddrIn6", "flowinfo", struct sockaddr_in6, sin6_flowinfo);
+  OFFSET("sockaddrIn6", "address", struct sockaddr_in6, sin6_addr);
+  OFFSET("sockaddrIn6", "scopeId", struct sockaddr_in6, sin6_scope_id);
 
   /* struct sockaddr_un. unix(7): Linux accepts a path that fills sun_path
    * with no NUL. */
@@ -346,6 +351,7 @@ int main(void) {
   /* Constants, in the order of the Constants interface. */
   CONSTANT(AF_UNIX);
   CONSTANT(AF_INET);
+  CONSTANT(AF_INET6);
   CONSTANT(SOCK_STREAM);
   CONSTANT(SOCK_DGRAM);
   CONSTANT(SOCK_SEQPACKET);
@@ -358,6 +364,10 @@ int main(void) {
   CONSTANT(SO_TYPE);
   CONSTANT(SO_REUSEADDR);
   CONSTANT(SO_ERROR);
+  CONSTANT(SO_REUSEPORT);
+  CONSTANT(SO_ACCEPTCONN);
+  CONSTANT(IPPROTO_IPV6);
+  CONSTANT(IPV6_V6ONLY);
 #ifdef SO_NOSIGPIPE
   CONSTANT(SO_NOSIGPIPE);
 #else
