@@ -15,8 +15,9 @@
  *   ({@linkcode waitReadable}, {@linkcode waitWritable},
  *   {@linkcode pollerStats}), and web streams on owned fds.
  * - {@linkcode MemFd} and {@linkcode EventFd}: shared memory and
- *   notification fds to pass along; {@linkcode listenTcp}: a TCP listener as
- *   an fd, for handing a live listener to another process.
+ *   notification fds to pass along; {@linkcode listenTcp} /
+ *   {@linkcode TcpListener}: TCP listeners whose connections are fds, and
+ *   which can themselves be handed to another process.
  * - {@linkcode sendFd} / {@linkcode recvFd}: Perl IO::FDPass's wire format.
  * - {@linkcode ErrnoError} and {@linkcode ControlTruncatedError}: typed
  *   errors.

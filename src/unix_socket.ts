@@ -41,7 +41,7 @@ import {
 import { acceptAsync, connectAsync, recvAsync } from "./async/drivers.ts";
 import { SendQueue } from "./async/send_queue.ts";
 import { adoptFd, OwnedFd } from "./owned_fd.ts";
-import type { Socket } from "./adapters/handoff.ts";
+import { type Socket, toNetSocket } from "./adapters/handoff.ts";
 
 export type { FdLike, MessageCredentials, PeerCredentials, ReceiveOptions, SocketType };
 export type { SocketAddress, UnixAddress };
@@ -830,7 +830,11 @@ export class UnixSocket {
    * ```
    */
   toNetSocket(): Socket {
-    return this.toOwnedFd().toNetSocket();
+    this.fd;
+    // Checked before anything moves: a refused socket stays with this object.
+    const socket = toNetSocket(this.#handle);
+    this.#forgetSocketFile();
+    return socket;
   }
 
   /**

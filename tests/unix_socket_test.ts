@@ -535,3 +535,19 @@ leakCheckedTest("Deno.inspect() shows a socket's type and fd, or closed", () => 
   assertStringIncludes(Deno.inspect(listener), "closed");
   temp.cleanup();
 });
+
+leakCheckedTest(
+  "UnixSocket.toNetSocket() refuses a listening socket and keeps it open and owned",
+  () => {
+    const temp = tempSocketPath();
+    try {
+      using listener = UnixSocket.listen(temp.path);
+      using adopted = UnixSocket.from(borrowFd(listener.fd).dup());
+      assertThrows(() => adopted.toNetSocket(), TypeError, "listen({ fd })");
+      assertFalse(adopted.closed);
+      assert(isOpen(adopted.fd));
+    } finally {
+      temp.cleanup();
+    }
+  },
+);
