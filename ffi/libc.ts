@@ -389,18 +389,57 @@ let context: LibcContext | undefined;
 /**
  * Opens libc on first use and returns the shared context.
  *
+ * @throws {Deno.errors.NotCapable} Without unscoped FFI permission, after
+ * asking for it when Deno can prompt.
  * @throws {Error} When the library cannot be opened, with the cause attached.
  */
 export function libc(): LibcContext {
   return context ??= openLibc();
 }
 
+/**
+ * The message of the `NotCapable` thrown without unscoped FFI permission.
+ *
+ * @param state The state of the unscoped `ffi` permission.
+ * @returns The message.
+ */
+function ffiPermissionMessage(state: Deno.PermissionState): string {
+  return `fdpass needs unscoped FFI permission, but it is "${state}": run with --allow-ffi ` +
+    `(no path). A path-scoped grant such as --allow-ffi=<path> is not enough: Deno's pointer ` +
+    `APIs (Deno.UnsafePointer, Deno.UnsafePointerView), which fdpass needs to read errno and ` +
+    `fill in message headers, check for unscoped FFI permission`;
+}
+
+/**
+ * Makes sure the unscoped `ffi` permission is granted before `dlopen`.
+ *
+ * Asking first matters in two ways. Deno's own prompt from `dlopen` asks for
+ * the bare library name only, and once granted resolves that name against the
+ * current directory, so `dlopen("libc.so.6")` fails with "Could not open
+ * library: <cwd>/libc.so.6" (Deno 2.9). And a grant for one path would let
+ * `dlopen` pass but make the pointer APIs throw later. An unscoped request
+ * prompts for all FFI (when stdin is a terminal and `--no-prompt` is absent)
+ * and, once granted, `dlopen` by name goes through the dynamic loader as with
+ * `--allow-ffi`.
+ */
+function requireFfiPermission(): void {
+  let state = Deno.permissions.querySync({ name: "ffi" }).state;
+  // Without a terminal or under --no-prompt the request answers "denied"
+  // at once, without printing anything.
+  if (state === "prompt") state = Deno.permissions.requestSync({ name: "ffi" }).state;
+  if (state !== "granted") throw new Deno.errors.NotCapable(ffiPermissionMessage(state));
+}
+
 function openLibc(): LibcContext {
   const layout = currentLayout();
+  requireFfiPermission();
   let dylib: Deno.DynamicLibrary<typeof symbols>;
   try {
     dylib = Deno.dlopen(layout.libraryPath, symbols);
   } catch (cause) {
+    if (cause instanceof Deno.errors.NotCapable) {
+      throw new Deno.errors.NotCapable(ffiPermissionMessage("denied"), { cause });
+    }
     throw new Error(`Failed to open libc "${layout.libraryPath}"`, { cause });
   }
   const lib = dylib.symbols;
