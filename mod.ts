@@ -106,3 +106,9 @@ export {
   type TcpListenerFd,
   type TcpListenOptions,
 } from "./src/extras/tcp_listener.ts";
+
+// Process hand-off (each line below is replaced by the export of the module it names).
+// spawn: (none yet)
+// activation: (none yet)
+// notify: (none yet)
+// upgrade: (none yet)
