@@ -108,7 +108,37 @@ export {
 } from "./src/extras/tcp_listener.ts";
 
 // Process hand-off (each line below is replaced by the export of the module it names).
-// spawn: (none yet)
-// activation: (none yet)
-// notify: (none yet)
+export {
+  spawn,
+  SpawnedProcess,
+  type SpawnOptions,
+  type SpawnOutput,
+  type SpawnStatus,
+  type SpawnStdio,
+} from "./src/extras/spawn.ts";
+export {
+  describeSocket,
+  isSocket,
+  type ListenFd,
+  listenFds,
+  type ListenFdsOptions,
+  type SocketCriteria,
+  type SocketDescription,
+  type SocketFamily,
+  type SocketKind,
+} from "./src/extras/activation.ts";
+export {
+  notify,
+  notifyBarrier,
+  type NotifyBarrierOptions,
+  type NotifyOptions,
+  type NotifyState,
+} from "./src/extras/notify.ts";
+export {
+  startWatchdog,
+  type StartWatchdogOptions,
+  type Watchdog,
+  watchdogInterval,
+  type WatchdogIntervalOptions,
+} from "./src/extras/watchdog.ts";
 // upgrade: (none yet)

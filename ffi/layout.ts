@@ -27,6 +27,7 @@ export type {
   SockaddrInLayout,
   SockaddrUnLayout,
   StatLayout,
+  TimespecLayout,
 } from "./types.ts";
 
 /** Every layout, keyed by `${Deno.build.os}-${Deno.build.arch}`. */

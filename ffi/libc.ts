@@ -356,6 +356,14 @@ export const symbols = {
     ],
     result: "i32",
   },
+  // --- time ---
+  clock_gettime: {
+    parameters: [
+      "i32", // clockid_t clockid
+      "buffer", // struct timespec *tp
+    ],
+    result: "i32",
+  },
   // --- errors ---
   strerror: {
     parameters: [

@@ -148,6 +148,16 @@ export interface PollfdLayout {
   readonly revents: number;
 }
 
+/** Layout of `struct timespec` (`clock_gettime(2)`, `<time.h>`). */
+export interface TimespecLayout {
+  /** `sizeof(struct timespec)`. */
+  readonly size: number;
+  /** `time_t tv_sec` (i64 on every supported platform). */
+  readonly seconds: number;
+  /** `long tv_nsec` (i64 on LP64). */
+  readonly nanoseconds: number;
+}
+
 /** Layout of `struct epoll_event` (`epoll_ctl(2)`, Linux only). */
 export interface EpollEventLayout {
   /** `sizeof(struct epoll_event)`: 12 (packed) on x86_64, 16 on aarch64. */
@@ -372,6 +382,8 @@ export interface Constants {
   readonly F_SEAL_GROW: number;
   /** 0: the platform has no such seal; check `features.fileSeals`. */
   readonly F_SEAL_WRITE: number;
+  /** `CLOCK_MONOTONIC`: the clock `MONOTONIC_USEC=` of `sd_notify(3)` is read from. */
+  readonly CLOCK_MONOTONIC: number;
 }
 
 /** Everything platform-specific about one OS and architecture. */
@@ -411,6 +423,8 @@ export interface Layout {
   readonly stat: StatLayout;
   /** `struct pollfd`. */
   readonly pollfd: PollfdLayout;
+  /** `struct timespec`. */
+  readonly timespec: TimespecLayout;
   /** `struct epoll_event`, or `null` without epoll. */
   readonly epollEvent: EpollEventLayout | null;
   /** Constants by C name. */

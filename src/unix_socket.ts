@@ -20,6 +20,7 @@ import {
   checkBacklog,
   connectFd,
   createUnixSocket,
+  getIntOption,
   listenFd,
   localAddressOf,
   remoteAddressOf,
@@ -29,6 +30,7 @@ import {
   type SocketType,
   socketTypeOf,
 } from "./core/socket_calls.ts";
+import { setCloseOnExec, setNonblocking } from "./core/fd_ops.ts";
 import { bindAndRemember, type SocketFile, unlinkIfSame } from "./core/socket_file.ts";
 import {
   collectFds,
@@ -984,6 +986,60 @@ export class UnixListener {
       throw error;
     }
     return new UnixListener(handle, type, address, file);
+  }
+
+  /**
+   * Adopts a listening Unix socket: one passed by a service manager
+   * (`listenFds()`), inherited from a parent, or received in a message. It
+   * must be a stream or seqpacket `AF_UNIX` socket on which `listen()` was
+   * called; anything else throws a `TypeError` and stays with the caller.
+   * The fd is made close-on-exec and nonblocking (`O_NONBLOCK` is shared
+   * with every holder of the same socket). Closing the listener does not
+   * remove its socket file, which belongs to whoever bound it.
+   *
+   * @param fd The socket; an {@linkcode OwnedFd} is released into the
+   * listener, a number is owned from now on.
+   * @returns The listener; its `address` is the bound address the kernel
+   * reports.
+   *
+   * @example Adopt a listener received from another process
+   * ```ts
+   * import { UnixListener, UnixSocket } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const path = `${Deno.makeTempDirSync()}/adopted.sock`;
+   * using original = UnixSocket.listen(path, { type: "seqpacket" });
+   * const [a, b] = UnixSocket.pair();
+   * a.sendSync("listener", { fds: [original] });
+   * using adopted = UnixListener.from(b.recvSync()!.fds[0]!);
+   * assertEquals([adopted.type, adopted.address], ["seqpacket", path]);
+   *
+   * using client = UnixSocket.connectSync(path, { type: "seqpacket" });
+   * using server = adopted.acceptSync();
+   * client.sendSync("hello");
+   * assertEquals(server.recvSync()!.data.length, 5);
+   * a.close();
+   * b.close();
+   * ```
+   */
+  static from(fd: OwnedFd | number): UnixListener {
+    let type: SocketType = "stream";
+    let address: UnixAddress = "";
+    const handle = adoptFd(fd, (n) => {
+      type = socketTypeOf(n, "fd");
+      const c = libc().layout.constants;
+      if (type === "dgram" || getIntOption(n, c.SOL_SOCKET, c.SO_ACCEPTCONN) === 0) {
+        throw new TypeError(
+          `Argument "fd" (fd ${n}) is not a listening socket; adopt a connected or datagram socket with UnixSocket.from()`,
+        );
+      }
+      // unix(7): listen() on an unbound socket fails, so a listener has an address.
+      address = localAddressOf(n) ?? "";
+      // Set before adopting, so that a failure leaves the fd with the caller.
+      setCloseOnExec(n, true);
+      setNonblocking(n, true);
+    });
+    return new UnixListener(handle, type, address, null);
   }
 
   /**

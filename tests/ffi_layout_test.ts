@@ -42,6 +42,7 @@ import {
   type PollfdLayout,
   type SockaddrInLayout,
   type SockaddrUnLayout,
+  type TimespecLayout,
 } from "../ffi/layout.ts";
 import type { SockaddrIn6Layout } from "../ffi/types.ts";
 import { libc } from "../ffi/libc.ts";
@@ -92,6 +93,7 @@ interface Expected {
   /** The 0 placeholder where the platform lacks the constant. */
   constants: Partial<Constants>;
   pollfd: PollfdLayout;
+  timespec: TimespecLayout;
   errno: Readonly<Record<string, number>>;
   epollEvent: EpollEventLayout | null;
   /** The kernel's per-message fd limit. */
@@ -339,6 +341,7 @@ const LINUX_CONSTANTS: Partial<Constants> = {
   MFD_CLOEXEC: 1,
   EFD_CLOEXEC: 0x80000,
   F_ADD_SEALS: 1033,
+  CLOCK_MONOTONIC: 1, // include/uapi/linux/time.h
 };
 
 const BSD_SOCKET_CONSTANTS: Partial<Constants> = {
@@ -372,6 +375,7 @@ const MACOS_CONSTANTS: Partial<Constants> = {
   MFD_CLOEXEC: 0,
   EFD_CLOEXEC: 0,
   F_ADD_SEALS: 0,
+  CLOCK_MONOTONIC: 6, // macOS <time.h>
 };
 
 const FREEBSD_CONSTANTS: Partial<Constants> = {
@@ -389,9 +393,13 @@ const FREEBSD_CONSTANTS: Partial<Constants> = {
   MFD_CLOEXEC: 1,
   EFD_CLOEXEC: 0x100000,
   F_ADD_SEALS: 19,
+  CLOCK_MONOTONIC: 4, // freebsd-src sys/sys/_clock_id.h
 };
 
 const POLLFD: PollfdLayout = { size: 8, fd: 0, events: 4, revents: 6 };
+
+// time.h on LP64: time_t and long are both 64 bits.
+const TIMESPEC: TimespecLayout = { size: 16, seconds: 0, nanoseconds: 8 };
 
 // --- errno (include/uapi/asm-generic/errno*.h; xnu and freebsd-src sys/errno.h) ---
 
@@ -460,6 +468,7 @@ const LINUX_COMMON = {
   ucredSize: 12,
   constants: LINUX_CONSTANTS,
   pollfd: POLLFD,
+  timespec: TIMESPEC,
   errno: LINUX_ERRNO,
   kernelMaxFds: 253, // SCM_MAX_FD, include/net/scm.h
 } as const;
@@ -480,6 +489,7 @@ const MACOS_COMMON = {
   ucredSize: 0,
   constants: MACOS_CONSTANTS,
   pollfd: POLLFD,
+  timespec: TIMESPEC,
   errno: MACOS_ERRNO,
   epollEvent: null,
   kernelMaxFds: 254, // xnu unp_internalize: (len - 12) * 2 + 12 <= MCLBYTES
@@ -512,6 +522,7 @@ const EXPECTED: Readonly<Record<Platform, Expected>> = {
     ucredSize: 0,
     constants: FREEBSD_CONSTANTS,
     pollfd: POLLFD,
+    timespec: TIMESPEC,
     errno: FREEBSD_ERRNO,
     epollEvent: null,
     kernelMaxFds: 508, // freebsd-src sockargs: msg_controllen <= MCLBYTES (2048)
@@ -537,6 +548,7 @@ const LAYOUT_FIELDS = [
   "sockaddrIn6",
   "sockaddrUn",
   "stat",
+  "timespec",
   "ucredSize",
   "variadicOnStack",
 ];
@@ -661,6 +673,10 @@ for (const platform of PLATFORMS) {
       await t.step("peer credentials are read from the right struct", () => {
         assertEquals(layout.peerCredentials, expected.peerCredentials);
         assertEquals(layout.ucredSize, expected.ucredSize);
+      });
+
+      await t.step("struct timespec matches time.h", () => {
+        assertEquals(layout.timespec, expected.timespec);
       });
 
       await t.step("constants and struct pollfd match the headers", () => {

@@ -16,7 +16,15 @@ import type {
   MsghdrLayout,
   SockaddrUnLayout,
 } from "../types.ts";
-import { iovec, pollfd, posixConstants, posixErrno, sockaddrIn, sockaddrIn6 } from "./posix.ts";
+import {
+  iovec,
+  pollfd,
+  posixConstants,
+  posixErrno,
+  sockaddrIn,
+  sockaddrIn6,
+  timespec,
+} from "./posix.ts";
 
 // sys/socket.h: `int msg_iovlen` and `socklen_t msg_controllen`, no padding.
 const msghdr: MsghdrLayout = {
@@ -125,6 +133,7 @@ const common = {
   // No SCM_CREDENTIALS.
   ucredSize: 0,
   pollfd,
+  timespec,
   epollEvent: null,
 } as const;
 
@@ -207,6 +216,7 @@ export const darwinArm64: Layout = Object.freeze<Layout>({
     F_SEAL_SHRINK: 0,
     F_SEAL_GROW: 0,
     F_SEAL_WRITE: 0,
+    CLOCK_MONOTONIC: 6, // macOS <time.h> (_CLOCK_MONOTONIC)
   },
   errno: Object.freeze({ ...commonErrno, EOPNOTSUPP: 102 }),
 });
@@ -260,6 +270,7 @@ export const freebsdX86_64: Layout = Object.freeze<Layout>({
     F_SEAL_SHRINK: 2,
     F_SEAL_GROW: 4,
     F_SEAL_WRITE: 8,
+    CLOCK_MONOTONIC: 4, // freebsd-src sys/sys/_clock_id.h
   },
   errno: Object.freeze({ ...commonErrno, EOPNOTSUPP: 45 }),
 });

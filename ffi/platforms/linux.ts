@@ -9,7 +9,15 @@
  */
 
 import type { Constants, Features, Layout, MsghdrLayout } from "../types.ts";
-import { iovec, pollfd, posixConstants, posixErrno, sockaddrIn, sockaddrIn6 } from "./posix.ts";
+import {
+  iovec,
+  pollfd,
+  posixConstants,
+  posixErrno,
+  sockaddrIn,
+  sockaddrIn6,
+  timespec,
+} from "./posix.ts";
 
 /** Linux has everything the library can use. */
 const features: Features = Object.freeze<Features>({
@@ -95,6 +103,7 @@ const commonConstants = {
   F_SEAL_SHRINK: 2,
   F_SEAL_GROW: 4,
   F_SEAL_WRITE: 8,
+  CLOCK_MONOTONIC: 1, // include/uapi/linux/time.h
 } as const satisfies Omit<Constants, "O_DIRECTORY" | "O_NOFOLLOW">;
 
 // include/uapi/asm-generic/errno-base.h and errno.h.
@@ -161,6 +170,7 @@ const common = {
   },
   ucredSize: 12,
   pollfd,
+  timespec,
   errno,
 } as const;
 

@@ -7,7 +7,13 @@
  * @module
  */
 
-import type { IovecLayout, PollfdLayout, SockaddrIn6Layout, SockaddrInLayout } from "../types.ts";
+import type {
+  IovecLayout,
+  PollfdLayout,
+  SockaddrIn6Layout,
+  SockaddrInLayout,
+  TimespecLayout,
+} from "../types.ts";
 
 /** Constants with the same value on every supported platform. */
 export const posixConstants = {
@@ -88,6 +94,9 @@ export const posixErrno = {
 
 /** `struct iovec` on LP64. */
 export const iovec: IovecLayout = { size: 16, base: 0, len: 8 };
+
+/** `struct timespec` on LP64: a 64-bit `time_t` and a `long`. */
+export const timespec: TimespecLayout = { size: 16, seconds: 0, nanoseconds: 8 };
 
 /** `struct pollfd`. */
 export const pollfd: PollfdLayout = { size: 8, fd: 0, events: 4, revents: 6 };

@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef __linux__
@@ -343,6 +344,11 @@ int main(void) {
   OFFSET("pollfd", "events", struct pollfd, events);
   OFFSET("pollfd", "revents", struct pollfd, revents);
 
+  /* struct timespec (time.h) */
+  PRINT("timespec.size", sizeof(struct timespec));
+  OFFSET("timespec", "seconds", struct timespec, tv_sec);
+  OFFSET("timespec", "nanoseconds", struct timespec, tv_nsec);
+
   /* struct epoll_event (include/uapi/linux/eventpoll.h) */
   PRINT("epollEvent.size", sizeof(struct epoll_event));
   OFFSET("epollEvent", "events", struct epoll_event, events);
@@ -440,6 +446,7 @@ int main(void) {
   CONSTANT(F_SEAL_SHRINK);
   CONSTANT(F_SEAL_GROW);
   CONSTANT(F_SEAL_WRITE);
+  CONSTANT(CLOCK_MONOTONIC);
 
   print_features();
 
