@@ -141,4 +141,10 @@ export {
   watchdogInterval,
   type WatchdogIntervalOptions,
 } from "./src/extras/watchdog.ts";
-// upgrade: (none yet)
+export {
+  type ListenerSource,
+  UPGRADE_FD_NAME,
+  Upgrader,
+  type UpgradeResult,
+  type UpgraderOptions,
+} from "./src/extras/upgrade.ts";

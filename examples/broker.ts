@@ -1,8 +1,10 @@
 /**
- * A broker introduces two processes: the parent makes a socketpair and
- * hands one end to each of two children over their control connections.
- * From then on the children talk to each other directly; the parent is no
- * longer in the path (it closes its copies right after sending).
+ * A broker introduces two processes: the parent makes one socketpair per
+ * child and starts each child with its end at fd 3 (`spawn` with `fds`; no
+ * socket file anywhere). Then it makes a third socketpair and hands one end
+ * to each child over those control sockets. From then on the children talk
+ * to each other directly; the parent is no longer in the path (it closes
+ * its copies right after sending).
  *
  * Each child sends its pid through the new socket and reports the pid it
  * heard to the broker, which checks they match the children it started.
@@ -11,42 +13,44 @@
  *
  * Run it:
  *
- *     deno run --allow-ffi --allow-write --allow-run examples/broker.ts
+ *     deno run --allow-ffi --allow-env --allow-run examples/broker.ts
+ *
+ * The children get only `--allow-ffi`; `spawn` reads the environment to pass
+ * it on (`--allow-env`) and starts children through `/bin/sh`.
  *
  * @module
  */
 
-import { UnixSocket } from "../mod.ts";
+import { spawn, type SpawnedProcess, UnixSocket } from "../mod.ts";
 
 const PERMISSIONS = ["--allow-ffi"];
 const TIMEOUT_MS = 15_000;
 const decoder = new TextDecoder();
-const [role = "broker", ...args] = Deno.args;
+const [role = "broker"] = Deno.args;
 
 function text(message: { data: Uint8Array } | null): string {
   return message === null ? "(end of stream)" : decoder.decode(message.data);
 }
 
-async function broker(dir: string): Promise<boolean> {
-  const path = `${dir}/broker.sock`;
-  using listener = UnixSocket.listen(path);
+async function broker(): Promise<boolean> {
   const signal = AbortSignal.timeout(TIMEOUT_MS);
-  const children = new Map<string, Deno.ChildProcess>();
-  for (const name of ["alice", "bob"]) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", ...PERMISSIONS, import.meta.filename!, name, path],
-      stdin: "null",
-    }).spawn();
-    const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
-    child.status.finally(() => clearTimeout(timer));
-    children.set(name, child);
-  }
-
-  // Each child connects and says who it is.
+  const children = new Map<string, SpawnedProcess>();
   const control = new Map<string, UnixSocket>();
-  for (let i = 0; i < 2; i++) {
-    const socket = await listener.accept({ signal });
-    control.set(text(await socket.recv({ signal })), socket);
+  for (const name of ["alice", "bob"]) {
+    const [mine, theirs] = UnixSocket.pair();
+    // The child gets its end at fd 3; the parent's copy is closed at once,
+    // so that the child's exit shows as end of stream.
+    children.set(
+      name,
+      spawn(Deno.execPath(), {
+        args: ["run", "--quiet", ...PERMISSIONS, import.meta.filename!, name],
+        fds: [theirs],
+        stdin: "null",
+        signal,
+      }),
+    );
+    theirs.close();
+    control.set(name, mine);
   }
   const alice = control.get("alice")!;
   const bob = control.get("bob")!;
@@ -75,10 +79,10 @@ async function broker(dir: string): Promise<boolean> {
     reports.get("bob") === `got "ping from ${alicePid}"; pair made by ${Deno.pid}`;
 }
 
-async function peer(name: "alice" | "bob", path: string): Promise<void> {
+async function peer(name: "alice" | "bob"): Promise<void> {
   const signal = AbortSignal.timeout(TIMEOUT_MS);
-  using control = await UnixSocket.connect(path, { signal });
-  control.sendSync(name);
+  // fd 3: the control socket the broker started us with.
+  using control = UnixSocket.from(3);
   const introduction = await control.recv({ signal });
   if (introduction?.fds.length !== 1) throw new Error(`${name}: expected one socket`);
   using direct = UnixSocket.from(introduction.fds[0]!);
@@ -98,16 +102,11 @@ async function peer(name: "alice" | "bob", path: string): Promise<void> {
 }
 
 if (role === "broker") {
-  const dir = Deno.makeTempDirSync({ prefix: "fdpass-broker-" });
-  try {
-    const ok = await broker(dir);
-    console.log(ok ? "broker: ok, alice and bob talked directly" : "broker: FAILED");
-    Deno.exitCode = ok ? 0 : 1;
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+  const ok = await broker();
+  console.log(ok ? "broker: ok, alice and bob talked directly" : "broker: FAILED");
+  Deno.exitCode = ok ? 0 : 1;
 } else if (role === "alice" || role === "bob") {
-  await peer(role, args[0]!);
+  await peer(role);
 } else {
   console.error(`unknown role "${role}"`);
   Deno.exitCode = 2;

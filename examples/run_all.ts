@@ -18,9 +18,10 @@ const EXAMPLES: { file: string; permissions: string[] }[] = [
   { file: "hello_stdout.ts", permissions: BASE },
   { file: "shared_offset.ts", permissions: BASE },
   { file: "stream_semantics.ts", permissions: BASE },
-  { file: "broker.ts", permissions: BASE },
+  { file: "broker.ts", permissions: ["--allow-ffi", "--allow-env", "--allow-run"] },
   { file: "shared_memory.ts", permissions: BASE },
-  { file: "listener_handoff.ts", permissions: [...BASE, "--allow-net=127.0.0.1"] },
+  // The client; it starts the servers with their own, narrower flags.
+  { file: "listener_handoff.ts", permissions: ["--allow-run", "--allow-net=127.0.0.1"] },
   { file: "many_fds.ts", permissions: BASE },
   { file: "peers.ts", permissions: BASE },
 ];

@@ -9,6 +9,7 @@
 import {
   assert,
   assertEquals,
+  assertFalse,
   assertInstanceOf,
   assertStringIncludes,
   assertThrows,
@@ -18,6 +19,7 @@ import { libc } from "../ffi/libc.ts";
 import {
   borrowFd,
   ErrnoError,
+  listenTcp,
   openFd,
   OwnedFd,
   pipe,
@@ -614,4 +616,27 @@ leakCheckedTest("spawn() refuses bad input with typed errors and leaks nothing",
   assertStringIncludes((cwdError as Error).message, "/no/such/dir");
   // The node:child_process "error" event of the failed start comes later and is handled.
   await new Promise((resolve) => setTimeout(resolve, 10));
+});
+
+leakCheckedTest("spawn() leaves the O_NONBLOCK flag of a passed fd as it was", async () => {
+  // The flag belongs to the open file description, shared with the parent:
+  // node:child_process clears it on the fds it passes.
+  const listener = listenTcp();
+  try {
+    assert(listener.handle.nonblocking);
+    const [r, w] = pipe();
+    r.nonblocking = true;
+    try {
+      await using child = spawn("true", { fds: [listener, r, w] });
+      await child.status;
+      assert(listener.handle.nonblocking, "the listener became blocking");
+      assert(r.nonblocking, "the pipe's read end became blocking");
+      assertFalse(w.nonblocking, "the pipe's write end became nonblocking");
+    } finally {
+      r.close();
+      w.close();
+    }
+  } finally {
+    listener.close();
+  }
 });

@@ -43,7 +43,7 @@ import {
   pathString,
 } from "../core/checks.ts";
 import { ErrnoError, errnoError } from "../core/errors.ts";
-import { closeFd, fcntlFd } from "../core/fd_ops.ts";
+import { closeFd, fcntlFd, setNonblocking, statusFlags } from "../core/fd_ops.ts";
 import { openFd } from "../owned_fd.ts";
 
 /** The shell every child is started through (see the module documentation). */
@@ -454,6 +454,11 @@ export function spawn(command: string | URL, options?: SpawnOptions): SpawnedPro
 
   const script = launcherScript(names !== undefined, moves);
   const dups: number[] = [];
+  // Deno's node:child_process clears O_NONBLOCK on the fds it passes. The
+  // flag belongs to the open file description, which this process shares:
+  // a listener here would then block in accept(). Restored after the spawn.
+  const O_NONBLOCK = libc().layout.constants.O_NONBLOCK;
+  const flags: (readonly [number, number])[] = [];
   let child: ChildProcess;
   try {
     // Copies above every target number: no copy sits where another goes,
@@ -471,6 +476,7 @@ export function spawn(command: string | URL, options?: SpawnOptions): SpawnedPro
         const copy = fcntlFd(placement.fd, F_DUPFD_CLOEXEC, highest + 1);
         dups.push(copy);
         extra.push(copy);
+        flags.push([copy, statusFlags(copy)]);
       } catch (error) {
         throw error instanceof ErrnoError
           ? errnoError(error.errno, "fcntl", `${placement.label}: fd ${placement.fd}`)
@@ -483,6 +489,12 @@ export function spawn(command: string | URL, options?: SpawnOptions): SpawnedPro
       ...(cwd === undefined ? {} : { cwd }),
     });
   } finally {
+    // Through the copies, which share the open file descriptions.
+    for (const [copy, before] of flags) {
+      if ((statusFlags(copy) & O_NONBLOCK) !== (before & O_NONBLOCK)) {
+        setNonblocking(copy, (before & O_NONBLOCK) !== 0);
+      }
+    }
     // The child has its copies once spawn returns (fork copied the table).
     for (const copy of dups) closeFd(copy);
   }
