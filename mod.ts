@@ -18,6 +18,10 @@
  *   notification fds to pass along; {@linkcode listenTcp} /
  *   {@linkcode TcpListener}: TCP listeners whose connections are fds, and
  *   which can themselves be handed to another process.
+ * - Process hand-off: {@linkcode spawn} starts children with fds,
+ *   {@linkcode listenFds} takes sockets from systemd socket activation,
+ *   {@linkcode notify} speaks `sd_notify` with the fd store, and
+ *   {@linkcode Upgrader} restarts a server without refusing a connection.
  * - {@linkcode sendFd} / {@linkcode recvFd}: Perl IO::FDPass's wire format.
  * - {@linkcode ErrnoError} and {@linkcode ControlTruncatedError}: typed
  *   errors.
