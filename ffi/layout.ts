@@ -23,6 +23,7 @@ export type {
   Layout,
   MsghdrLayout,
   PeerCredentialsLayout,
+  PidfsLayout,
   PollfdLayout,
   SockaddrInLayout,
   SockaddrUnLayout,

@@ -144,6 +144,23 @@ export const symbols = {
     result: "i32",
     optional: true,
   },
+  // Linux 5.3+, glibc 2.36+: a pidfd for LISTEN_PIDFDID.
+  pidfd_open: {
+    parameters: [
+      "i32", // pid_t pid
+      "u32", // unsigned int flags
+    ],
+    result: "i32",
+    optional: true,
+  },
+  fstatfs: {
+    parameters: [
+      "i32", // int fd
+      "buffer", // struct statfs *buf
+    ],
+    result: "i32",
+    optional: true,
+  },
   // --- sockets ---
   socket: {
     parameters: [

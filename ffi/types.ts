@@ -148,6 +148,19 @@ export interface PollfdLayout {
   readonly revents: number;
 }
 
+/**
+ * How to recognise a pidfd served by pidfs (Linux 6.9+), whose inode number
+ * identifies the process (`LISTEN_PIDFDID`, sd_listen_fds(3)).
+ */
+export interface PidfsLayout {
+  /** `sizeof(struct statfs)`. */
+  readonly statfsSize: number;
+  /** Offset of `f_type` in `struct statfs` (a native-endian word). */
+  readonly statfsType: number;
+  /** `PID_FS_MAGIC` (include/uapi/linux/magic.h): the `f_type` of pidfs. */
+  readonly magic: number;
+}
+
 /** Layout of `struct timespec` (`clock_gettime(2)`, `<time.h>`). */
 export interface TimespecLayout {
   /** `sizeof(struct timespec)`. */
@@ -427,6 +440,8 @@ export interface Layout {
   readonly timespec: TimespecLayout;
   /** `struct epoll_event`, or `null` without epoll. */
   readonly epollEvent: EpollEventLayout | null;
+  /** pidfs recognition, or `null` where there are no pidfds. */
+  readonly pidfs: PidfsLayout | null;
   /** Constants by C name. */
   readonly constants: Constants;
   /** errno names and numbers; no number appears twice. */

@@ -21,6 +21,7 @@
  * @module
  */
 
+import { ownPidfdId } from "../src/core/pidfd.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import {
   borrowFd,
@@ -48,6 +49,8 @@ await startPoller();
 
 const ACTIVATE = "systemd-socket-activate";
 const hasActivate = hasCommand(ACTIVATE);
+/** pidfds on pidfs (Linux 6.9+), and Python to compute their ids independently. */
+const hasPidfs = ownPidfdId() !== null && hasCommand("/usr/bin/python3");
 const VARIABLES = ["LISTEN_PID", "LISTEN_PIDFDID", "LISTEN_FDS", "LISTEN_FDNAMES"] as const;
 /** Exactly the variables listenFds() reads: a scoped grant is enough. */
 const ENV_PERMISSION = `--allow-env=${VARIABLES.join(",")}`;
@@ -92,7 +95,7 @@ interface Activated {
 function activate(
   activateArgs: string[],
   childArgs: string[],
-  options: { permissions?: string[]; shellWrapper?: boolean } = {},
+  options: { permissions?: string[]; shellWrapper?: boolean; pidfdId?: "right" | "wrong" } = {},
 ): Activated {
   const script = new URL("./fixtures/activation_child.ts", import.meta.url).pathname;
   const deno = [
@@ -108,7 +111,18 @@ function activate(
   ];
   // `; exit $?` keeps sh from exec-ing its last command: deno becomes a
   // child of the shell, with a pid of its own, as under `deno task`.
-  const program = options.shellWrapper ? ["sh", "-c", '"$0" "$@"; exit $?', ...deno] : deno;
+  // LISTEN_PIDFDID as newer systemd sets it: the pidfs inode number of a
+  // pidfd for the process, computed by Python for the shell that then execs
+  // deno (the same process); "wrong" adds one.
+  const pidfdScript =
+    `LISTEN_PIDFDID=$(/usr/bin/python3 -c 'import os, sys; print(os.fstat(os.pidfd_open(int(sys.argv[1]))).st_ino + int(sys.argv[2]))' $$ ${
+      options.pidfdId === "wrong" ? 1 : 0
+    }) && export LISTEN_PIDFDID && exec "$0" "$@"`;
+  const program = options.shellWrapper
+    ? ["sh", "-c", '"$0" "$@"; exit $?', ...deno]
+    : options.pidfdId !== undefined
+    ? ["sh", "-c", pidfdScript, ...deno]
+    : deno;
   const process = new Deno.Command(ACTIVATE, {
     args: [...activateArgs, ...program],
     stdin: "null",
@@ -233,8 +247,9 @@ leakCheckedTest(
     const { path, dir, cleanup } = tempSocketPath("a.sock");
     try {
       const child = activate(
-        ["-l", path, "-l", `${dir}/b.sock`, "--fdname=a:b", "-E", "LISTEN_PIDFDID=4242"],
+        ["-l", path, "-l", `${dir}/b.sock`, "--fdname=a:b"],
         ["report", "a"],
+        { pidfdId: hasPidfs ? "right" : undefined },
       );
       // The connection activates the child, which answers through UnixListener.from().
       using client = await connectWhenListening(path);
@@ -249,7 +264,7 @@ leakCheckedTest(
       // Passed without FD_CLOEXEC (observed for fd 3 at least), taken with it.
       assertEquals(report.closeOnExecAsPassed![0], false);
       assertEquals(report.closeOnExec, [true, true]);
-      // LISTEN_PIDFDID is accepted as a number (it cannot be compared) and unset too.
+      // LISTEN_PIDFDID (where pidfs exists) matched this process and is unset too.
       assertEquals(report.environment, UNSET);
     } finally {
       cleanup();
@@ -391,6 +406,32 @@ leakCheckedTest(
     }
   },
   { ignore: !hasActivate },
+);
+
+leakCheckedTest(
+  `listenFds() refuses a LISTEN_PIDFDID that names another process's pidfd, and checkPid: false takes the fds${
+    hasPidfs ? "" : " (skipped: no pidfs or no python3)"
+  }`,
+  async () => {
+    const { path, cleanup } = tempSocketPath();
+    try {
+      const child = activate(["-l", path, "--fdname=web"], ["wrapper"], { pidfdId: "wrong" });
+      const client = await connectWhenListening(path);
+      const { report } = await child.done;
+      client.close();
+      assertEquals(report.pid, child.pid, "the shell execs deno");
+      assertEquals(report.error!.name, "RangeError");
+      assertMatch(
+        report.error!.message,
+        /^LISTEN_PIDFDID is "\d+" but this process's pidfd id is \d+/,
+      );
+      assertEquals(report.names, ["web"]);
+      assertEquals(report.environment, UNSET);
+    } finally {
+      cleanup();
+    }
+  },
+  { ignore: !hasActivate || !hasPidfs },
 );
 
 leakCheckedTest(

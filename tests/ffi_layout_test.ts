@@ -38,6 +38,7 @@ import {
   layouts,
   type MsghdrLayout,
   type PeerCredentialsLayout,
+  type PidfsLayout,
   platformKey,
   type PollfdLayout,
   type SockaddrInLayout,
@@ -96,6 +97,7 @@ interface Expected {
   timespec: TimespecLayout;
   errno: Readonly<Record<string, number>>;
   epollEvent: EpollEventLayout | null;
+  pidfs: PidfsLayout | null;
   /** The kernel's per-message fd limit. */
   kernelMaxFds: number;
 }
@@ -492,17 +494,23 @@ const MACOS_COMMON = {
   timespec: TIMESPEC,
   errno: MACOS_ERRNO,
   epollEvent: null,
+  pidfs: null,
   kernelMaxFds: 254, // xnu unp_internalize: (len - 12) * 2 + 12 <= MCLBYTES
 } as const;
+
+/** asm-generic/statfs.h on both Linux architectures; PID_FS_MAGIC from linux/magic.h. */
+const LINUX_PIDFS: PidfsLayout = { statfsSize: 120, statfsType: 0, magic: 0x50494446 };
 
 const EXPECTED: Readonly<Record<Platform, Expected>> = {
   "linux-x86_64": {
     ...LINUX_COMMON,
     epollEvent: { size: 12, events: 0, data: 4 }, // packed on x86_64
+    pidfs: LINUX_PIDFS,
   },
   "linux-aarch64": {
     ...LINUX_COMMON,
     epollEvent: { size: 16, events: 0, data: 8 },
+    pidfs: LINUX_PIDFS,
   },
   "darwin-aarch64": MACOS_COMMON,
   "darwin-x86_64": MACOS_COMMON,
@@ -525,6 +533,7 @@ const EXPECTED: Readonly<Record<Platform, Expected>> = {
     timespec: TIMESPEC,
     errno: FREEBSD_ERRNO,
     epollEvent: null,
+    pidfs: null,
     kernelMaxFds: 508, // freebsd-src sockargs: msg_controllen <= MCLBYTES (2048)
   },
 };
@@ -543,6 +552,7 @@ const LAYOUT_FIELDS = [
   "msghdr",
   "name",
   "peerCredentials",
+  "pidfs",
   "pollfd",
   "sockaddrIn",
   "sockaddrIn6",
@@ -701,6 +711,10 @@ for (const platform of PLATFORMS) {
 
       await t.step("struct epoll_event matches include/uapi/linux/eventpoll.h", () => {
         assertEquals(layout.epollEvent, expected.epollEvent);
+      });
+
+      await t.step("pidfs recognition matches sys/vfs.h and linux/magic.h", () => {
+        assertEquals(layout.pidfs, expected.pidfs);
       });
 
       await t.step("fds per message stay within the kernel limit", () => {

@@ -135,6 +135,7 @@ const common = {
   pollfd,
   timespec,
   epollEvent: null,
+  pidfs: null,
 } as const;
 
 /** macOS offers none of the Linux extras. */

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Constants, Features, Layout, MsghdrLayout } from "../types.ts";
+import type { Constants, Features, Layout, MsghdrLayout, PidfsLayout } from "../types.ts";
 import {
   iovec,
   pollfd,
@@ -40,6 +40,10 @@ const features: Features = Object.freeze<Features>({
 // One zero-filled layout serves glibc and musl: musl's `int msg_iovlen` and
 // `socklen_t msg_controllen` are followed by zero pads, which are the high
 // halves of the u64 fields glibc has (docs/abi.md, "struct msghdr").
+// struct statfs (asm-generic/statfs.h; the same on x86_64 and aarch64) and
+// PID_FS_MAGIC (include/uapi/linux/magic.h).
+const pidfs: PidfsLayout = { statfsSize: 120, statfsType: 0, magic: 0x50494446 };
+
 const msghdr: MsghdrLayout = {
   size: 56,
   name: 0,
@@ -182,6 +186,7 @@ export const linuxX86_64: Layout = Object.freeze<Layout>({
   stat: { size: 144, dev: 0, devSize: 8, ino: 8, mode: 24, modeSize: 4, fileSize: 48 },
   // include/uapi/linux/eventpoll.h packs the struct on x86_64: data sits at 4.
   epollEvent: { size: 12, events: 0, data: 4 },
+  pidfs,
   constants: { ...commonConstants, O_DIRECTORY: 0o200000, O_NOFOLLOW: 0o400000 },
 });
 
@@ -192,6 +197,7 @@ export const linuxAarch64: Layout = Object.freeze<Layout>({
   // include/uapi/asm-generic/stat.h.
   stat: { size: 128, dev: 0, devSize: 8, ino: 8, mode: 16, modeSize: 4, fileSize: 48 },
   epollEvent: { size: 16, events: 0, data: 8 },
+  pidfs,
   // arch/arm64/include/uapi/asm/fcntl.h swaps these two against x86.
   constants: { ...commonConstants, O_DIRECTORY: 0o40000, O_NOFOLLOW: 0o100000 },
 });

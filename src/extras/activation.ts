@@ -13,6 +13,7 @@
  */
 
 import { checkOptions, describeValue, type FdLike, fdNumberOf } from "../core/checks.ts";
+import { ownPidfdId } from "../core/pidfd.ts";
 import { getCloseOnExec, setCloseOnExec } from "../core/fd_ops.ts";
 import {
   type SocketFamily,
@@ -91,8 +92,7 @@ function plural(n: number, word: string): string {
 }
 
 /**
- * Checks `LISTEN_PID` (and the form of `LISTEN_PIDFDID`) against this
- * process.
+ * Checks `LISTEN_PID` and `LISTEN_PIDFDID` against this process.
  *
  * @param pidText The value of `LISTEN_PID`, if set.
  * @param fdsText The value of `LISTEN_FDS`, for the message.
@@ -112,18 +112,19 @@ function checkListenPid(pidText: string | undefined, fdsText: string): void {
     );
   }
   // systemd also sets LISTEN_PIDFDID, the inode id of a pidfd for the
-  // receiver (sd-daemon.c sd_listen_fds), and skips the comparison where
-  // the id cannot be read (pidfd_get_inode_id_self_cached, kernels without
-  // pidfs). Reading it takes pidfd_open(2) and fstatfs or
-  // name_to_handle_at, which fdpass does not bind: the pid check above
-  // stands alone, and the id is only checked to be a u64, as systemd
-  // parses it (a malformed one fails there too).
+  // receiver (sd-daemon.c sd_listen_fds): a pid can be reused, the id not.
+  // Like systemd, compare it where this process's id can be read (pidfs),
+  // and skip the comparison elsewhere.
   const pidfdId = Deno.env.get("LISTEN_PIDFDID");
-  if (
-    pidfdId !== undefined &&
-    (!/^[0-9]{1,20}$/.test(pidfdId) || BigInt(pidfdId) > 0xffff_ffff_ffff_ffffn)
-  ) {
+  if (pidfdId === undefined) return;
+  if (!/^[0-9]{1,20}$/.test(pidfdId) || BigInt(pidfdId) > 0xffff_ffff_ffff_ffffn) {
     throw new TypeError(`LISTEN_PIDFDID must be an unsigned 64-bit integer, received "${pidfdId}"`);
+  }
+  const own = ownPidfdId();
+  if (own !== null && own !== BigInt(pidfdId)) {
+    throw new RangeError(
+      `LISTEN_PIDFDID is "${pidfdId}" but this process's pidfd id is ${own}: the fds were passed to another process that had this pid; pass { checkPid: false } to take them anyway`,
+    );
   }
 }
 
@@ -176,10 +177,10 @@ function parseCount(text: string): number {
  * - `LISTEN_FDNAMES` with more or fewer names than fds: `RangeError`.
  * - A passed fd that is not open: `Deno.errors.BadResource`.
  *
- * `LISTEN_PIDFDID` (set by newer systemd next to `LISTEN_PID`) is checked to
- * be a 64-bit number but not compared with this process's pidfd id, which
- * fdpass cannot read; systemd skips that comparison too on kernels without
- * pidfs.
+ * `LISTEN_PIDFDID` (set by newer systemd next to `LISTEN_PID`) must be a
+ * 64-bit number, and, where this process's pidfd id can be read (pidfs,
+ * Linux 6.9+), equal to it: a `RangeError` otherwise. systemd skips that
+ * comparison on kernels without pidfs, and so does this.
  *
  * @param options Whether to check `LISTEN_PID` and to unset the variables.
  * @returns The passed fds in order, each with its name; an empty list when

@@ -24,7 +24,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/epoll.h>
+#include <sys/vfs.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -348,6 +350,14 @@ int main(void) {
   PRINT("timespec.size", sizeof(struct timespec));
   OFFSET("timespec", "seconds", struct timespec, tv_sec);
   OFFSET("timespec", "nanoseconds", struct timespec, tv_nsec);
+
+  /* pidfs: struct statfs (sys/vfs.h) and PID_FS_MAGIC (linux/magic.h, 6.9+) */
+  PRINT("pidfs.statfsSize", sizeof(struct statfs));
+  OFFSET("pidfs", "statfsType", struct statfs, f_type);
+#ifndef PID_FS_MAGIC
+#define PID_FS_MAGIC 0x50494446 /* include/uapi/linux/magic.h, newer than these headers */
+#endif
+  PRINT("pidfs.magic", PID_FS_MAGIC);
 
   /* struct epoll_event (include/uapi/linux/eventpoll.h) */
   PRINT("epollEvent.size", sizeof(struct epoll_event));
