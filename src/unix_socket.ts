@@ -6,6 +6,7 @@
  * @module
  */
 
+import { acceptUntilClosed } from "./async/accept_loop.ts";
 import { libc } from "../ffi/libc.ts";
 import { checkOptions, checkSignal, type FdLike } from "./core/checks.ts";
 import { checkAddress, type SocketAddress, type UnixAddress } from "./core/address.ts";
@@ -1149,17 +1150,8 @@ export class UnixListener {
    * client.close();
    * ```
    */
-  async *[Symbol.asyncIterator](): AsyncIterableIterator<UnixSocket> {
-    while (!this.closed) {
-      let conn: UnixSocket;
-      try {
-        conn = await this.accept();
-      } catch (error) {
-        if (this.closed) return;
-        throw error;
-      }
-      yield conn;
-    }
+  [Symbol.asyncIterator](): AsyncIterableIterator<UnixSocket> {
+    return acceptUntilClosed(this);
   }
 
   /**

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { acceptUntilClosed } from "../async/accept_loop.ts";
 import { libc } from "../../ffi/libc.ts";
 import { checkSignal, describeValue } from "../core/checks.ts";
 import { errnoError } from "../core/errors.ts";
@@ -508,17 +509,8 @@ export class TcpListener implements TcpListenerFd {
    * await client.status;
    * ```
    */
-  async *[Symbol.asyncIterator](): AsyncIterableIterator<OwnedFd> {
-    while (!this.closed) {
-      let conn: OwnedFd;
-      try {
-        conn = await this.accept();
-      } catch (error) {
-        if (this.closed) return;
-        throw error;
-      }
-      yield conn;
-    }
+  [Symbol.asyncIterator](): AsyncIterableIterator<OwnedFd> {
+    return acceptUntilClosed(this);
   }
 
   /**
