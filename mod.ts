@@ -22,6 +22,9 @@
  *   {@linkcode listenFds} takes sockets from systemd socket activation,
  *   {@linkcode notify} speaks `sd_notify` with the fd store, and
  *   {@linkcode Upgrader} restarts a server without refusing a connection.
+ * - {@linkcode Channel}: framed messages with fds in skalibs' `unixmessage`
+ *   format, structured values with fds in place, more than 253 fds per
+ *   message.
  * - {@linkcode sendFd} / {@linkcode recvFd}: Perl IO::FDPass's wire format.
  * - {@linkcode ErrnoError} and {@linkcode ControlTruncatedError}: typed
  *   errors.
@@ -152,3 +155,13 @@ export {
   type UpgradeResult,
   type UpgraderOptions,
 } from "./src/extras/upgrade.ts";
+
+// A framed message channel that carries fds (skalibs unixmessage frames).
+export {
+  Channel,
+  type ChannelMessage,
+  type ChannelOptions,
+  type ChannelSendOptions,
+  type ChannelSignalOptions,
+  FdHeadroomError,
+} from "./src/extras/channel.ts";

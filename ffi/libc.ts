@@ -44,6 +44,13 @@ export const symbols = {
     ],
     result: "isize",
   },
+  getrlimit: {
+    parameters: [
+      "i32", // int resource
+      "buffer", // struct rlimit *rlim (two rlim_t, 64-bit on every supported platform)
+    ],
+    result: "i32",
+  },
   lseek: {
     parameters: [
       "i32", // int fd

@@ -275,6 +275,8 @@ export interface Constants {
   readonly MSG_CMSG_CLOEXEC: number;
   /** `F_DUPFD_CLOEXEC`. */
   readonly F_DUPFD_CLOEXEC: number;
+  /** `getrlimit` resource `RLIMIT_NOFILE` (sys/resource.h). */
+  readonly RLIMIT_NOFILE: number;
   /** `F_GETFD`. */
   readonly F_GETFD: number;
   /** `F_SETFD`. */

@@ -57,6 +57,7 @@ const sockaddrUn: SockaddrUnLayout = {
 // Values macOS and FreeBSD share (sys/socket.h, sys/fcntl.h, sys/stat.h,
 // sys/poll.h, sys/mman.h, sys/errno.h).
 const commonConstants = {
+  RLIMIT_NOFILE: 8, // sys/resource.h
   ...posixConstants,
   SOL_SOCKET: 0xffff,
   SCM_CREDENTIALS: 0,

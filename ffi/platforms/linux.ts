@@ -80,6 +80,7 @@ const commonConstants = {
   MSG_NOSIGNAL: 0x4000,
   MSG_CMSG_CLOEXEC: 0x40000000,
   F_DUPFD_CLOEXEC: 1030,
+  RLIMIT_NOFILE: 7, // include/uapi/asm-generic/resource.h
   O_CREAT: 0o100,
   O_EXCL: 0o200,
   O_TRUNC: 0o1000,

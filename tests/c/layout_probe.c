@@ -29,6 +29,7 @@
 #include <sys/vfs.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -396,6 +397,7 @@ int main(void) {
   CONSTANT(MSG_NOSIGNAL);
   CONSTANT(MSG_CMSG_CLOEXEC);
   CONSTANT(F_DUPFD_CLOEXEC);
+  CONSTANT(RLIMIT_NOFILE);
   CONSTANT(F_GETFD);
   CONSTANT(F_SETFD);
   CONSTANT(F_GETFL);
