@@ -7,6 +7,8 @@
  *   path, size, flags, and with `--cat` the contents of files and pipes.
  * - `fdpass send --connect PATH [--data TEXT] [--fd N]... [FILE]...` sends
  *   files (opened read-only) and inherited fds in one message.
+ * - `fdpass hold --listen PATH` runs an fd holder that speaks
+ *   s6-fdholder-daemon's protocol until SIGINT/SIGTERM.
  * - `fdpass info [--json]` shows the platform layout, sizes and constants
  *   in use.
  *
@@ -34,6 +36,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./src/cli/args.ts
 import { RECV_HELP, recvCommand } from "./src/cli/recv.ts";
 import { SEND_HELP, sendCommand } from "./src/cli/send.ts";
 import { INFO_HELP, infoCommand } from "./src/cli/info.ts";
+import { HOLD_HELP, holdCommand } from "./src/cli/hold.ts";
 import { VERSION } from "./src/cli/version.ts";
 
 const HELP = `fdpass: pass open file descriptors between processes over Unix sockets
@@ -42,6 +45,7 @@ Usage:
   fdpass recv --listen PATH [--abstract] [--count N] [--json] [--cat]
   fdpass send --connect PATH [--abstract] [--data TEXT] [--fd N]... [FILE]...
   fdpass info [--json]
+  fdpass hold --listen PATH [--max-fds N] [--max-connections N] [--allow-uid U]...
   fdpass help [COMMAND]
   fdpass --version
 
@@ -49,6 +53,7 @@ Commands:
   recv   Listen on a Unix socket; print each message and describe its fds.
   send   Connect to a Unix socket; send files and inherited fds in one message.
   info   Show the platform layout, sizes and constants fdpass uses.
+  hold   Hold fds for other processes (s6-fdholder protocol) until stopped.
 
 Run "fdpass COMMAND --help" for a command's options.
 
@@ -57,7 +62,7 @@ Exit codes:
   1    runtime failure (a file cannot be opened, nobody listens, ...)
   2    usage error (unknown option or command, missing or bad value),
        or no unscoped --allow-ffi permission
-  130  recv stopped by SIGINT (143 by SIGTERM)
+  130  recv or hold stopped by SIGINT (143 by SIGTERM)
 
 Permissions: --allow-ffi (fdpass calls libc through Deno.dlopen).
 
@@ -70,6 +75,7 @@ const COMMAND_HELP: Readonly<Record<string, string>> = {
   recv: RECV_HELP,
   send: SEND_HELP,
   info: INFO_HELP,
+  hold: HOLD_HELP,
 };
 
 /**
@@ -138,6 +144,8 @@ async function run(args: readonly string[]): Promise<number> {
       return sendCommand(rest);
     case "info":
       return infoCommand(rest);
+    case "hold":
+      return await holdCommand(rest);
     case "--version":
       if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}"`, null);
       console.log(`fdpass ${VERSION}`);
@@ -152,18 +160,18 @@ async function run(args: readonly string[]): Promise<number> {
       }
       const text = COMMAND_HELP[topic];
       if (text === undefined || !Object.hasOwn(COMMAND_HELP, topic)) {
-        throw new UsageError(`Unknown command "${topic}": use recv, send or info`, null);
+        throw new UsageError(`Unknown command "${topic}": use recv, send, info or hold`, null);
       }
       console.log(text);
       return EXIT_OK;
     }
     case undefined:
-      throw new UsageError("Missing command: use recv, send or info", null);
+      throw new UsageError("Missing command: use recv, send, info or hold", null);
     default:
       throw new UsageError(
         command.startsWith("-")
-          ? `Unknown option "${command}": give a command (recv, send or info) first`
-          : `Unknown command "${command}": use recv, send or info`,
+          ? `Unknown option "${command}": give a command (recv, send, info or hold) first`
+          : `Unknown command "${command}": use recv, send, info or hold`,
         null,
       );
   }

@@ -25,6 +25,9 @@
  * - {@linkcode Channel}: framed messages with fds in skalibs' `unixmessage`
  *   format, structured values with fds in place, more than 253 fds per
  *   message.
+ * - {@linkcode FdHolder} / {@linkcode FdHolderServer}: keep fds across
+ *   restarts in s6-fdholder-daemon, or in a holder of our own that s6's
+ *   clients can use.
  * - {@linkcode sendFd} / {@linkcode recvFd}: Perl IO::FDPass's wire format.
  * - {@linkcode ErrnoError} and {@linkcode ControlTruncatedError}: typed
  *   errors.
@@ -165,3 +168,18 @@ export {
   type ChannelSignalOptions,
   FdHeadroomError,
 } from "./src/extras/channel.ts";
+
+// An fd holder speaking s6-fdholder-daemon's protocol: client and server.
+export {
+  FdHolder,
+  type FdHolderConnectOptions,
+  type FdHolderDumpEntry,
+  type FdHolderEntry,
+  type FdHolderRetrieveOptions,
+  type FdHolderStoreOptions,
+} from "./src/extras/fdholder.ts";
+export {
+  type FdHolderAccess,
+  FdHolderServer,
+  type FdHolderServerOptions,
+} from "./src/extras/fdholder_server.ts";

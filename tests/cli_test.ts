@@ -835,3 +835,44 @@ leakCheckedTest(
     }
   },
 );
+
+leakCheckedTest(
+  "hold serves s6-fdholder-store and -list until SIGTERM, then removes its socket file and exits 143",
+  async () => {
+    const temp = tempSocketPath("hold.sock");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-ffi", CLI, "hold", "--listen", temp.path, "--max-fds", "4"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    try {
+      const deadline = Date.now() + READY_TIMEOUT_MS;
+      while (!isSocketFile(temp.path) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const run = (script: string): Promise<Deno.CommandOutput> =>
+        new Deno.Command("sh", { args: ["-c", script], stdin: "null" }).output();
+      const stored = await run(`s6-fdholder-store '${temp.path}' file:hosts < /etc/hosts`);
+      assertEquals(stored.code, 0, new TextDecoder().decode(stored.stderr));
+      const listed = await run(`s6-fdholder-list '${temp.path}'`);
+      assertEquals(new TextDecoder().decode(listed.stdout), "file:hosts\n");
+    } finally {
+      child.kill("SIGTERM");
+      const status = await child.status;
+      await child.stderr.cancel();
+      assertEquals(status.code, 143);
+      assert(!isSocketFile(temp.path));
+      temp.cleanup();
+    }
+  },
+  { ignore: !hasCommand("s6-fdholder-store") },
+);
+
+function isSocketFile(path: string): boolean {
+  try {
+    return Deno.lstatSync(path).isSocket === true;
+  } catch {
+    return false;
+  }
+}
