@@ -46,7 +46,11 @@ if (Deno.args[0] === "server") {
   await upgrader.exiting;
   draining = true;
   await new Promise((resolve) => setTimeout(resolve, 100));
-  await new Promise((resolve) => server.close(resolve));
+  const closed = new Promise((resolve) => server.close(resolve));
+  // Idle keep-alive connections would hold close() open until they time
+  // out: end them now (a connection busy with a request is left alone).
+  server.closeIdleConnections();
+  await closed;
   upgrader.close();
 } else {
   const first = new Deno.Command(Deno.execPath(), {
@@ -98,6 +102,9 @@ if (Deno.args[0] === "server") {
   await Promise.all(clients);
   Deno.kill(generation.pid, "SIGTERM");
   await first.status;
+  // Every generation shares the stdout pipe: stop reading it rather than
+  // wait for the last one to let go.
+  await lines.return?.();
 
   for (const [pid, count] of served) console.log(`generation ${pid} answered ${count} requests`);
   const ok = failed === 0 && served.size === 4;
