@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { FdHolder, type FdHolderEntry } from "../src/extras/fdholder.ts";
 import { FdHolderServer } from "../src/extras/fdholder_server.ts";
-import { openFd } from "../src/owned_fd.ts";
+import { openFd, pipe } from "../src/owned_fd.ts";
 import { hasCommand, leakCheckedTest, startPoller, tempSocketPath, until } from "./helpers.ts";
 
 await startPoller();
@@ -331,6 +331,56 @@ leakCheckedTest(
     } finally {
       await server.close();
       temp.cleanup();
+    }
+  },
+);
+
+leakCheckedTest(
+  "a dump of more fds than one frame carries goes out and comes back whole, in frames of 253",
+  async () => {
+    // getdump replies and setdump requests carry at most 253 fds a frame;
+    // 300 distinct pipes need two of each.
+    const temp = tempSocketPath("ours.sock");
+    const second = tempSocketPath("second.sock");
+    await using server = FdHolderServer.listen(temp.path, { maxFds: 400 });
+    await using target = FdHolderServer.listen(second.path, { maxFds: 400 });
+    const pipes = Array.from({ length: 300 }, () => pipe());
+    try {
+      using holder = await FdHolder.connect(temp.path);
+      await holder.setDump(pipes.map(([r], i) => ({ id: `pipe-${i}`, fd: r })));
+      assertEquals(server.size, 300);
+      const dump = await holder.getDump();
+      try {
+        assertEquals(dump.length, 300);
+        assertEquals(
+          dump.map((entry) => entry.id).sort(),
+          pipes.map((_, i) => `pipe-${i}`).sort(),
+        );
+        // Each fd is the read end stored under its id: write through the
+        // matching write end, read through the dumped fd.
+        for (const entry of dump) {
+          const i = Number(entry.id.slice(5));
+          pipes[i]![1].writeAllSync(String(i));
+          const bytes = new Uint8Array(8);
+          const n = entry.fd.readSync(bytes)!;
+          assertEquals(new TextDecoder().decode(bytes.subarray(0, n)), String(i));
+        }
+        // And the same dump into another holder.
+        using other = await FdHolder.connect(second.path);
+        await other.setDump(dump.map(({ id, fd, deadline }) => ({ id, fd, deadline })));
+        assertEquals(target.size, 300);
+      } finally {
+        for (const entry of dump) entry.fd.close();
+      }
+    } finally {
+      for (const [r, w] of pipes) {
+        r.close();
+        w.close();
+      }
+      await server.close();
+      await target.close();
+      temp.cleanup();
+      second.cleanup();
     }
   },
 );
