@@ -5,6 +5,7 @@
  * @module
  */
 
+import { stopOnSignals } from "./signals.ts";
 import { FdHolderServer } from "../extras/fdholder_server.ts";
 import { EXIT_OK, integerOption, parseCommand, requireValue } from "./args.ts";
 
@@ -81,24 +82,14 @@ export async function holdCommand(args: readonly string[]): Promise<number> {
     allowUids: ids("allow-uid"),
     allowGids: ids("allow-gid"),
   });
-  let exitStatus = EXIT_OK;
-  const stopped = Promise.withResolvers<void>();
-  const handlers: [Deno.Signal, () => void][] = [
-    ["SIGINT", () => {
-      exitStatus = 130;
-      stopped.resolve();
-    }],
-    ["SIGTERM", () => {
-      exitStatus = 143;
-      stopped.resolve();
-    }],
-  ];
-  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  using stopper = stopOnSignals();
+  const stopped = new Promise<void>((resolve) =>
+    stopper.signal.addEventListener("abort", () => resolve(), { once: true })
+  );
   try {
-    await Promise.race([stopped.promise, server.finished]);
-    return exitStatus;
+    await Promise.race([stopped, server.finished]);
+    return stopper.exitStatus(EXIT_OK);
   } finally {
-    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
     await server.close();
   }
 }

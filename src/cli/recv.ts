@@ -5,6 +5,7 @@
  * @module
  */
 
+import { stopOnSignals } from "./signals.ts";
 import { type ReceivedMessage, type UnixListener, UnixSocket } from "../unix_socket.ts";
 import {
   EXIT_OK,
@@ -155,32 +156,19 @@ export async function recvCommand(args: readonly string[]): Promise<number> {
 
   // Signals stop the waits, so that the finally below removes the socket
   // file; the exit status is then 128 + the signal number, as in a shell.
-  const controller = new AbortController();
-  let exitStatus = EXIT_OK;
-  const handlers: [Deno.Signal, () => void][] = [
-    ["SIGINT", () => {
-      exitStatus = 130;
-      controller.abort();
-    }],
-    ["SIGTERM", () => {
-      exitStatus = 143;
-      controller.abort();
-    }],
-  ];
-  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  using stopper = stopOnSignals();
   let listener: UnixListener | null = null;
   try {
     // The library replaces a stale socket file (one whose listener died)
     // and refuses a live socket or any other kind of file.
     listener = UnixSocket.listen(address, { removeExisting: true });
-    await serve(listener, count, options, controller.signal);
-    return controller.signal.aborted ? exitStatus : EXIT_OK;
+    await serve(listener, count, options, stopper.signal);
+    return stopper.exitStatus(EXIT_OK);
   } catch (error) {
-    if (controller.signal.aborted) return exitStatus;
+    if (stopper.signal.aborted) return stopper.exitStatus(EXIT_OK);
     throw error;
   } finally {
     listener?.close();
-    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   }
 }
 
