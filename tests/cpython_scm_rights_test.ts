@@ -367,7 +367,8 @@ leakCheckedTest("CPython SCM_RIGHTS scenarios", async (t) => {
     async () => {
       const temp = tempSocketPath();
       const listener = UnixSocket.listen(temp.path);
-      // Room for 2 of the 5 fds sent (abi.md section 8.4).
+      // Room for 2 of the 5 fds sent: the kernel installs what fits and sets
+      // MSG_CTRUNC (scm_detach_fds in net/core/scm.c; docs/abi.md).
       const child = spawnDeno("fd_limit_child.ts", [temp.path, "2"], { fdLimit: 64 });
       const pipes = Array.from({ length: 5 }, () => pipe());
       try {

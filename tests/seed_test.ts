@@ -1,6 +1,6 @@
 /**
  * The seed observations of fd passing (Keith Packard's SCM_RIGHTS
- * experiments, Stevens' `read_fd`/`write_fd`, abi.md section 8), each a
+ * experiments, Stevens' `read_fd`/`write_fd`; unix(7) and net/unix/af_unix.c), each a
  * named test against the public API.
  *
  * @module
@@ -59,7 +59,8 @@ function assertPipeAtEof(readEnd: OwnedFd): void {
 
 leakCheckedTest("seed observations", async (t) => {
   await t.step("an fd-carrying message is a read barrier on a stream", () => {
-    // abi.md section 8.1: writes AAA, BBB+fd, CCC+fd, DDD, EEE.
+    // Writes AAA, BBB+fd, CCC+fd, DDD, EEE: a message with fds is never
+    // merged with the bytes around it (unix_stream_read_generic, af_unix.c).
     const [a, b] = UnixSocket.pair();
     using devNull = openFd("/dev/null");
     a.sendSync("AAA");

@@ -98,7 +98,7 @@ export function sendCommand(args: readonly string[]): number {
     );
   }
   const text = parsed.strings.get("data") ?? DEFAULT_DATA;
-  // A stream drops fds sent with no data byte (abi.md section 8), and an
+  // A stream drops fds sent with no data byte (unix(7), BUGS), and an
   // empty write would send no message at all.
   const data = text === "" ? new Uint8Array(1) : new TextEncoder().encode(text);
 
