@@ -178,10 +178,10 @@ leakCheckedTest("EventFd.signal() checks its count", () => {
   assertEquals(events.tryWait(), null, "a rejected signal() adds nothing");
 }, { ignore: noEventfd });
 
-Deno.test({
-  name: "EventFd.create() throws NotSupported where eventfd is missing",
-  ignore: !noEventfd,
-  fn(): void {
+leakCheckedTest(
+  "EventFd.create() throws NotSupported where eventfd is missing",
+  () => {
     assertThrows(() => EventFd.create(), Deno.errors.NotSupported);
   },
-});
+  { ignore: !noEventfd },
+);

@@ -312,10 +312,10 @@ leakCheckedTest("MemFd.from() accepts only regular files and owned fds", () => {
   assertThrows(() => MemFd.from(-1), RangeError, `Argument "fd"`);
 }, { ignore: noMemfd });
 
-Deno.test({
-  name: "MemFd.create() throws NotSupported where memfd_create is missing",
-  ignore: !noMemfd,
-  fn(): void {
+leakCheckedTest(
+  "MemFd.create() throws NotSupported where memfd_create is missing",
+  () => {
     assertThrows(() => MemFd.create(), Deno.errors.NotSupported);
   },
-});
+  { ignore: !noMemfd },
+);
