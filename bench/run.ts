@@ -2,7 +2,7 @@
  * The fdpass benchmark runner: the library next to C, Perl IO::FDPass and
  * Python 3 on the same work, measured in one run on one machine.
  *
- *   deno run --allow-ffi --allow-read --allow-write --allow-run --allow-env bench/run.ts [--smoke] [--json] [--baseline DIR]
+ *   deno run --allow-ffi --allow-read --allow-write --allow-run --allow-env bench/run.ts [--smoke] [--json] [--baseline DIR] [--svg PATH]
  *
  * The peers are built and run on the spot: the C program in
  * `peers/roundtrip.c` is compiled with `cc -O2` into `.bench-build/`,
@@ -19,6 +19,31 @@
  *   is a Deno script on the sync API, `peers/echo_child.ts`; C, Perl and
  *   Python fork their own);
  * - the library's async `send`/`recv` on the same items, when it has them.
+ *
+ * More rows put the figures in context:
+ *
+ * - Go (`peers/unixrights.go`, `net.UnixConn.WriteMsgUnix`/`ReadMsgUnix`
+ *   with `syscall.UnixRights`), built with `go build` (Debian's
+ *   `golang-go`, standard library only, offline, caches under
+ *   `.bench-build/go/`) on every item; its ping-pong child is the program
+ *   itself, re-executed with the socket in `exec.Cmd.ExtraFiles`;
+ * - "C epoll": the C ping-pong on nonblocking sockets, each side waiting in
+ *   `epoll_wait` before every `recvmsg` (the fair anchor for an event loop);
+ * - "Deno native": `Deno.listen`/`Deno.connect` on a Unix socket path,
+ *   1 byte each way and no fds (`peers/deno_native.ts`): the floor of
+ *   Deno's event loop for the ping-pong;
+ * - Node's `child_process.send(msg, handle)` (`peers/node_send.mjs`), under
+ *   `node` (20 or later) and the same code under this Deno, which stalls
+ *   after a few exchanges: that row says "stalls after N exchanges".
+ *
+ * The 1,000 concurrent pairs are measured for the library and for Go
+ * (goroutines), with messages/s and CPU seconds per message.
+ *
+ * The run ends with a markdown table of ratios (the library's ops/s ÷ each
+ * implementation's, per work item) with the machine, date and command, and
+ * writes an SVG bar chart of the headline rows (the 1-fd round trip and the
+ * ping-pong) to `.bench-build/results.svg`, and also to `--svg PATH` when
+ * given (the README's picture is `--svg bench/results.svg`).
  *
  * IO::FDPass sends exactly one byte and one fd per message, so it runs the
  * 1-fd round trip and the ping-pong only. Python's `recv_fds` is called as
@@ -55,9 +80,13 @@ import { parseArgs } from "@std/cli";
 import * as fdpass from "../mod.ts";
 import type { OwnedFd, ReceivedMessage, SendOptions } from "../mod.ts";
 import {
+  BUILD_DIR,
   buildC,
+  buildGo,
+  checkNode,
   checkPerl,
   checkPython,
+  DENO_NATIVE_PEER,
   ECHO_CHILD,
   limited,
   machine,
@@ -65,17 +94,19 @@ import {
   median,
   MEMORY_CHILD,
   type Missing,
+  NODE_PEER,
   PERL_PEER,
   PYTHON_PEER,
+  run,
   runPeer,
 } from "./support.ts";
 
 const USAGE =
-  "usage: deno run --allow-ffi --allow-read --allow-write --allow-run --allow-env bench/run.ts [--smoke] [--json] [--baseline DIR]";
+  "usage: deno run --allow-ffi --allow-read --allow-write --allow-run --allow-env bench/run.ts [--smoke] [--json] [--baseline DIR] [--svg PATH]";
 
 const args = parseArgs(Deno.args, {
   boolean: ["smoke", "json", "help"],
-  string: ["baseline"],
+  string: ["baseline", "svg"],
   alias: { h: "help" },
 });
 if (args.help) {
@@ -233,6 +264,27 @@ function missingReason(check: true | Missing | string): string | null {
 }
 
 const cProgram = buildC();
+const goProgram = buildGo();
+const node = checkNode();
+
+/** A row that stops answering (Node's `child_process.send` under Deno). */
+class Stalled extends Error {}
+
+const pingPongOnly = (item: WorkItem) =>
+  item.crossProcess ? null : "n/a: cross-process ping-pong only";
+
+/** Runs `peers/node_send.mjs`; "stalled N" on stdout becomes {@linkcode Stalled}. */
+function nodeSend(command: string, args: string[]): number {
+  const result = run(command, args, 120);
+  if (result === null) throw new Error(`${command} is not installed`);
+  const stalled = result.stdout.match(/^stalled (\d+)/m);
+  if (stalled) throw new Stalled(`stalls after ${stalled[1]} exchanges`);
+  const ns = Number(result.stdout.trim().split(/\s+/)[0]);
+  if (!result.success || !Number.isFinite(ns) || ns <= 0) {
+    throw new Error(`${command} ${args.join(" ")} failed: ${result.stderr.trim()}`);
+  }
+  return ns;
+}
 const perl = checkPerl();
 const python = checkPython();
 
@@ -297,6 +349,25 @@ const implementations: Implementation[] = [
       )),
   },
   {
+    name: "C epoll (cc -O2)",
+    missing: missingReason(cProgram),
+    notApplicable: pingPongOnly,
+    measure: (item) =>
+      Promise.resolve(runPeer(cProgram as string, ["pingpong-epoll", String(item.iterations)])),
+  },
+  {
+    name: "Go net.UnixConn",
+    missing: missingReason(goProgram),
+    notApplicable: () => null,
+    measure: (item) =>
+      Promise.resolve(runPeer(
+        goProgram as string,
+        item.crossProcess
+          ? ["pingpong", String(item.iterations)]
+          : ["roundtrip", String(item.iterations), String(item.fds), String(item.bytes)],
+      )),
+  },
+  {
     name: "Perl IO::FDPass",
     missing: missingReason(perl),
     notApplicable: (item) =>
@@ -323,6 +394,38 @@ const implementations: Implementation[] = [
           String(item.bytes),
         ],
       )),
+  },
+  {
+    name: "Deno native Unix socket (no fds)",
+    missing: null,
+    notApplicable: pingPongOnly,
+    measure: (item) =>
+      Promise.resolve(runPeer(Deno.execPath(), [
+        "run",
+        "--quiet",
+        "--allow-read",
+        "--allow-write",
+        "--allow-net",
+        "--allow-run",
+        DENO_NATIVE_PEER.pathname,
+        String(item.iterations),
+      ])),
+  },
+  {
+    name: "Node child_process.send",
+    missing: missingReason(node),
+    notApplicable: pingPongOnly,
+    measure: (item) =>
+      Promise.resolve(nodeSend("node", [NODE_PEER.pathname, String(item.iterations)])),
+  },
+  {
+    name: `Deno ${Deno.version.deno} child_process.send`,
+    missing: null,
+    notApplicable: pingPongOnly,
+    measure: (item) =>
+      Promise.resolve(
+        nodeSend(Deno.execPath(), ["run", "-A", NODE_PEER.pathname, String(item.iterations)]),
+      ),
   },
 ];
 
@@ -498,8 +601,8 @@ interface Result {
   item: string;
   title: string;
   implementation: string;
-  /** "ok", "missing", "n/a" or "failed". */
-  status: "ok" | "missing" | "n/a" | "failed";
+  /** "ok", "missing", "n/a", "failed" or "stalled" (stopped answering; not a failure). */
+  status: "ok" | "missing" | "n/a" | "failed" | "stalled";
   note: string | null;
   nsPerOp: number | null;
   opsPerSecond: number | null;
@@ -540,6 +643,11 @@ for (const item of items) {
       try {
         row.rounds.push(await impl.measure(item));
       } catch (error) {
+        if (error instanceof Stalled) {
+          row.status = "stalled";
+          row.note = error.message;
+          continue;
+        }
         row.status = "failed";
         row.note = error instanceof Error ? error.message : String(error);
         failures++;
@@ -598,6 +706,17 @@ log("  done: memory");
 // 1,000 pairs exchanging messages at once through the async API.
 const CONCURRENT_PAIRS = 1000;
 const CONCURRENT_ROUNDS = smoke ? 5 : 100;
+/** What the library's and Go's concurrent-pairs runs both report. */
+type ConcurrentSummary = Pick<
+  ConcurrentResult,
+  | "pairs"
+  | "rounds"
+  | "messages"
+  | "seconds"
+  | "messagesPerSecond"
+  | "cpuUserSeconds"
+  | "cpuSystemSeconds"
+>;
 interface ConcurrentResult {
   pairs: number;
   rounds: number;
@@ -632,6 +751,22 @@ const concurrent = ((): ConcurrentResult | { error: string } => {
   return JSON.parse(new TextDecoder().decode(output.stdout)) as ConcurrentResult;
 })();
 log("  done: concurrent pairs");
+
+// The same 1,000 pairs in Go, one goroutine per side.
+const concurrentGo = ((): ConcurrentSummary | { error: string } => {
+  if (typeof goProgram === "object") return { error: `missing: ${goProgram.missing}` };
+  const result = run(goProgram, [
+    "concurrent",
+    String(CONCURRENT_PAIRS),
+    String(CONCURRENT_ROUNDS),
+  ]);
+  if (result === null || !result.success) {
+    failures++;
+    return { error: result?.stderr.trim() || "the Go program failed" };
+  }
+  return JSON.parse(result.stdout) as ConcurrentSummary;
+})();
+log("  done: concurrent pairs (Go)");
 
 /** One cell of "this checkout / baseline". */
 interface BaselineComparison {
@@ -750,6 +885,7 @@ if (args.json) {
       }),
       memory,
       concurrent,
+      concurrentGo,
       targets,
     },
     null,
@@ -757,7 +893,9 @@ if (args.json) {
   ));
 } else {
   printTables();
+  printRatioTable();
 }
+writeChart();
 if (failures > 0) Deno.exit(1);
 
 function printTables(): void {
@@ -781,6 +919,8 @@ function printTables(): void {
       ]
       : r.status === "failed"
       ? ["failed", "", ""]
+      : r.status === "stalled"
+      ? [r.note!, "", ""]
       : [r.status === "missing" ? "missing" : "n/a", "", ""];
     lines.push(`| ${r.title} | ${r.implementation} | ${cells.join(" | ")} |`);
   }
@@ -878,4 +1018,136 @@ function printTables(): void {
     }
   }
   console.log(lines.join("\n"));
+}
+
+/** CPU seconds (user + system) per message, formatted in µs. */
+function cpuPerMessage(c: ConcurrentSummary): string {
+  return `${((c.cpuUserSeconds + c.cpuSystemSeconds) / c.messages * 1e6).toFixed(2)} µs`;
+}
+
+/** The command line of this run, for the README. */
+function commandLine(): string {
+  const rest = Deno.args.filter((arg) => arg !== "--smoke" && arg !== "--");
+  return [`deno task bench:${smoke ? "smoke" : "full"}`, ...rest].join(" ");
+}
+
+/**
+ * The README's table: for each work item, the library's ops/s divided by
+ * each implementation's (above 1 the library is faster), sync and async.
+ */
+function printRatioTable(): void {
+  const others = implementations.filter((impl) =>
+    impl !== library && impl !== libraryAsync && impl.missing === null
+  );
+  const lines = [
+    "",
+    `Ratios (fdpass ops/s ÷ implementation ops/s; above 1 fdpass is faster), ${
+      smoke ? "smoke run, not for quoting" : "median of the rounds"
+    }`,
+    `Machine: ${machineLine(box)}`,
+    `Command: ${commandLine()}`,
+    "",
+    `| work item | fdpass | ${others.map((impl) => impl.name).join(" | ")} |`,
+    `| --- | --- | ${others.map(() => "---:").join(" | ")} |`,
+  ];
+  for (const item of items) {
+    for (const self of hasAsync ? [library, libraryAsync] : [library]) {
+      const mine = results.find((r) => r.item === item.id && r.implementation === self.name);
+      const cells = others.map((impl) => {
+        const theirs = results.find((r) => r.item === item.id && r.implementation === impl.name)!;
+        if (theirs.status === "stalled") return theirs.note!;
+        if (theirs.status !== "ok" || mine?.status !== "ok") return theirs.status;
+        return `${(mine.opsPerSecond! / theirs.opsPerSecond!).toFixed(2)}`;
+      });
+      lines.push(`| ${item.title} | ${self.name.replace("fdpass ", "")} | ${cells.join(" | ")} |`);
+    }
+  }
+  for (const impl of implementations.filter((impl) => impl.missing !== null)) {
+    lines.push(`${impl.name}: missing (${impl.missing})`);
+  }
+  const concurrentLine = (name: string, c: ConcurrentSummary | { error: string }) =>
+    "error" in c
+      ? `- ${name}: ${c.error}`
+      : `- ${name}: ${Math.round(c.messagesPerSecond).toLocaleString("en-US")} messages/s, CPU ${
+        cpuPerMessage(c)
+      } per message`;
+  lines.push("");
+  lines.push(
+    `${
+      CONCURRENT_PAIRS.toLocaleString("en-US")
+    } concurrent pairs, ${CONCURRENT_ROUNDS} ping-pongs each:`,
+  );
+  lines.push(concurrentLine("fdpass (async)", concurrent));
+  lines.push(concurrentLine("Go (goroutines)", concurrentGo));
+  console.log(lines.join("\n"));
+}
+
+/** Escapes text for SVG. */
+function xml(text: string): string {
+  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/**
+ * Writes a horizontal bar chart (ops/s) of the headline items, hand-written
+ * SVG, to `.bench-build/results.svg` and to `--svg PATH` when given.
+ */
+function writeChart(): void {
+  // The chart's rows: implementation names as in the results.
+  const chartRows = [
+    library.name,
+    libraryAsync.name,
+    "C (cc -O2)",
+    "C epoll (cc -O2)",
+    "Go net.UnixConn",
+    "Python socket.send_fds",
+    "Perl IO::FDPass",
+    "Deno native Unix socket (no fds)",
+    "Node child_process.send",
+  ];
+  const headline = items.filter((item) => item.id === "roundtrip-1" || item.id === "pingpong");
+  const width = 760;
+  const labelWidth = 250;
+  const barArea = width - labelWidth - 110;
+  const barHeight = 18;
+  const parts: string[] = [];
+  let y = 50;
+  for (const item of headline) {
+    const rows = chartRows.map((name) =>
+      results.find((r) => r.item === item.id && r.implementation === name)
+    ).filter((r): r is Result => r !== undefined && r.status === "ok");
+    const top = Math.max(...rows.map((r) => r.opsPerSecond!), 1);
+    parts.push(`<text x="10" y="${y}" font-weight="bold">${xml(item.title)} (ops/s)</text>`);
+    y += 12;
+    for (const r of rows) {
+      const w = Math.max(1, Math.round(r.opsPerSecond! / top * barArea));
+      const fill = r.implementation.startsWith("fdpass") ? "#2f6fb0" : "#9aa5b1";
+      parts.push(
+        `<text x="${labelWidth - 8}" y="${y + 13}" text-anchor="end">${
+          xml(r.implementation)
+        }</text>`,
+        `<rect x="${labelWidth}" y="${y}" width="${w}" height="${barHeight}" fill="${fill}"/>`,
+        `<text x="${labelWidth + w + 6}" y="${y + 13}">${
+          Math.round(r.opsPerSecond!).toLocaleString("en-US")
+        }</text>`,
+      );
+      y += barHeight + 6;
+    }
+    y += 24;
+  }
+  const svg = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${
+      y + 10
+    }" viewBox="0 0 ${width} ${y + 10}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="10" y="22" font-size="13">${xml(`fdpass benchmarks: ${machineLine(box)}`)}</text>`,
+    ...parts,
+    `</svg>`,
+    "",
+  ].join("\n");
+  Deno.mkdirSync(BUILD_DIR, { recursive: true });
+  const paths = [new URL("results.svg", BUILD_DIR).pathname, ...(args.svg ? [args.svg] : [])];
+  for (const path of paths) {
+    Deno.writeTextFileSync(path, svg);
+    log(`chart: ${path}`);
+  }
 }

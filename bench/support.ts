@@ -251,3 +251,60 @@ export function median(values: readonly number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
+
+/** The Go peer's source (standard library only). */
+export const GO_SOURCE = new URL("./peers/unixrights.go", import.meta.url);
+
+/** The Node `child_process.send(msg, handle)` peer. */
+export const NODE_PEER = new URL("./peers/node_send.mjs", import.meta.url);
+
+/** Deno's native Unix-socket ping-pong (no fds). */
+export const DENO_NATIVE_PEER = new URL("./peers/deno_native.ts", import.meta.url);
+
+/**
+ * Builds the Go peer with `go build` into {@linkcode BUILD_DIR}, offline and
+ * with its caches under `.bench-build/go/` (so it works as root without a
+ * home directory).
+ *
+ * @returns The path of the program, or why it could not be built.
+ */
+export function buildGo(): string | Missing {
+  if (!installed("go")) return { missing: "no go on PATH (apt-get install golang-go)" };
+  const goDir = new URL("go/", BUILD_DIR).pathname;
+  Deno.mkdirSync(goDir, { recursive: true });
+  const output = new URL("unixrights", BUILD_DIR).pathname;
+  const [program, programArgs] = limited(
+    "go",
+    ["build", "-o", output, GO_SOURCE.pathname],
+    300,
+  );
+  const result = new Deno.Command(program, {
+    args: programArgs,
+    stdin: "null",
+    env: {
+      GOCACHE: `${goDir}cache`,
+      GOPATH: `${goDir}path`,
+      GOFLAGS: "",
+      GO111MODULE: "off",
+      GOPROXY: "off",
+      GOTOOLCHAIN: "local",
+    },
+  }).outputSync();
+  if (!result.success) throw new Error(`go build failed:\n${decoder.decode(result.stderr)}`);
+  return output;
+}
+
+/**
+ * Checks that Node.js 20 or later is installed.
+ *
+ * @returns `true`, or why not.
+ */
+export function checkNode(): true | Missing {
+  const result = run("node", ["--version"]);
+  if (result === null) return { missing: "no node on PATH" };
+  const major = Number(result.stdout.trim().match(/^v(\d+)/)?.[1]);
+  if (!result.success || !(major >= 20)) {
+    return { missing: `node ${result.stdout.trim()} is older than 20` };
+  }
+  return true;
+}

@@ -5,6 +5,9 @@
  *
  *   roundtrip <iterations> <fds> <bytes>   send, receive, close, in-process
  *   pingpong <iterations>                  a forked child echoes the fd back
+ *   pingpong-epoll <iterations>            the same on nonblocking sockets, both
+ *                                          sides waiting in epoll_wait before
+ *                                          each recvmsg (an event loop's way)
  *
  * Prints "<ns per operation> <operations>" on stdout.
  *
@@ -19,6 +22,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 
 #define MAX_FDS 253
@@ -159,6 +163,71 @@ static int pingpong(long iterations) {
   return 0;
 }
 
+/* Waits until `sock` is readable, as an event loop does before it reads. */
+static int wait_readable(int epfd) {
+  struct epoll_event event;
+  for (;;) {
+    int n = epoll_wait(epfd, &event, 1, -1);
+    if (n == 1) return 0;
+    if (n < 0) return -1;
+  }
+}
+
+/* One epoll instance watching `sock` for input (level-triggered). */
+static int epoll_for(int sock) {
+  int epfd = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event event = {.events = EPOLLIN, .data.fd = sock};
+  if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, sock, &event) < 0) return -1;
+  return epfd;
+}
+
+/* pingpong with O_NONBLOCK sockets and epoll_wait on both sides. A 1-byte
+ * send to an empty socket buffer does not block, so only receives wait. */
+static int pingpong_epoll(long iterations) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) return 1;
+  int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  char byte = 'x';
+  int received[MAX_FDS];
+  int n_received;
+  pid_t child = fork();
+  if (child == 0) {
+    close(sv[0]);
+    int epfd = epoll_for(sv[1]);
+    if (epfd < 0) _exit(1);
+    for (;;) {
+      if (wait_readable(epfd) < 0) _exit(1);
+      ssize_t n = recv_fds(sv[1], &byte, 1, received, &n_received);
+      if (n < 0) continue; /* EAGAIN: woken without data */
+      if (n != 1 || n_received != 1) break;
+      if (send_fds(sv[1], &byte, 1, received, 1) < 0) _exit(1);
+      close(received[0]);
+    }
+    _exit(0);
+  }
+  close(sv[1]);
+  int epfd = epoll_for(sv[0]);
+  if (epfd < 0) return perror("epoll"), 1;
+  long warmup = iterations / 10 + 1;
+  double start = 0;
+  for (long i = -warmup; i < iterations; i++) {
+    if (i == 0) start = now_ns();
+    if (send_fds(sv[0], &byte, 1, &fd, 1) < 0) return perror("sendmsg"), 1;
+    ssize_t n;
+    do {
+      if (wait_readable(epfd) < 0) return perror("epoll_wait"), 1;
+      n = recv_fds(sv[0], &byte, 1, received, &n_received);
+    } while (n < 0);
+    if (n != 1 || n_received != 1) return perror("recvmsg"), 1;
+    close(received[0]);
+  }
+  double elapsed = now_ns() - start;
+  close(sv[0]);
+  waitpid(child, NULL, 0);
+  printf("%.1f %ld\n", elapsed / (double)iterations, iterations);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "roundtrip") == 0) {
     int nfds = atoi(argv[3]);
@@ -166,7 +235,8 @@ int main(int argc, char **argv) {
     return roundtrip(atol(argv[2]), nfds, (size_t)atol(argv[4]));
   }
   if (argc == 3 && strcmp(argv[1], "pingpong") == 0) return pingpong(atol(argv[2]));
-  fprintf(stderr, "usage: %s roundtrip <iterations> <fds> <bytes> | pingpong <iterations>\n", argv[0]);
+  if (argc == 3 && strcmp(argv[1], "pingpong-epoll") == 0) return pingpong_epoll(atol(argv[2]));
+  fprintf(stderr, "usage: %s roundtrip <iterations> <fds> <bytes> | pingpong[-epoll] <iterations>\n", argv[0]);
   return 2;
 }
 #endif
