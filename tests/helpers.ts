@@ -16,7 +16,7 @@
 
 import { assertEquals } from "@std/assert";
 import { libc } from "../ffi/libc.ts";
-import { pollerStats, type UnixSocket, waitWritable } from "../mod.ts";
+import { openFd, type OwnedFd, pollerStats, type UnixSocket, waitWritable } from "../mod.ts";
 
 export const decoder: TextDecoder = new TextDecoder();
 export const encoder: TextEncoder = new TextEncoder();
@@ -514,4 +514,26 @@ export async function receiveBytes(socket: UnixSocket, total: number): Promise<s
     text += decoder.decode(message.data);
   }
   return text;
+}
+
+/**
+ * Opens `/dev/null` until the process is at its fd limit, then closes
+ * `room` of them again: exactly `room` fd numbers stay free.
+ *
+ * @param room How many numbers to leave free.
+ * @returns The fds that fill the table; close them to give the room back.
+ */
+export function fillFdTable(room: number): OwnedFd[] {
+  const filler: OwnedFd[] = [];
+  for (;;) {
+    try {
+      filler.push(openFd("/dev/null"));
+    } catch (error) {
+      if ((error as { code?: string }).code === "EMFILE") break;
+      for (const fd of filler) fd.close();
+      throw error;
+    }
+  }
+  for (let i = 0; i < room; i++) filler.pop()!.close();
+  return filler;
 }
