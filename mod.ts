@@ -89,6 +89,7 @@ export type { MessageCredentials, PeerCredentials } from "./src/core/credentials
 
 // Async: the shared poller and readiness waits on any fd.
 export {
+  type BackendName,
   configurePoller,
   type PollerOptions,
   type PollerStats,

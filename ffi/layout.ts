@@ -19,6 +19,7 @@ export type {
   Constants,
   EpollEventLayout,
   Features,
+  IoUringLayout,
   IovecLayout,
   Layout,
   MsghdrLayout,

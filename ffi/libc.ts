@@ -338,6 +338,45 @@ export const symbols = {
     nonblocking: true,
     optional: true,
   },
+  // The same call on the JavaScript thread with a zero timeout: collects
+  // what is ready without a blocking-pool thread (the io_uring doorbell).
+  epoll_wait_now: {
+    name: "epoll_wait",
+    parameters: [
+      "i32", // int epfd
+      "buffer", // struct epoll_event *events
+      "i32", // int maxevents
+      "i32", // int timeout (always 0)
+    ],
+    result: "i32",
+    optional: true,
+  },
+  // --- io_uring (no libc wrappers: syscall(2), whose variadic arguments
+  // travel in registers like fixed ones on Linux's x86_64 and aarch64) ---
+  io_uring_setup: {
+    name: "syscall",
+    parameters: [
+      "i64", // long number (__NR_io_uring_setup)
+      "u32", // u32 entries
+      "buffer", // struct io_uring_params *p
+    ],
+    result: "i64",
+    optional: true,
+  },
+  io_uring_enter: {
+    name: "syscall",
+    parameters: [
+      "i64", // long number (__NR_io_uring_enter)
+      "i32", // unsigned int fd
+      "u32", // u32 to_submit
+      "u32", // u32 min_complete
+      "u32", // u32 flags
+      "pointer", // const sigset_t *sig (NULL)
+      "usize", // size_t sz
+    ],
+    result: "i64",
+    optional: true,
+  },
   // --- shared memory and events ---
   memfd_create: {
     parameters: [

@@ -182,6 +182,94 @@ export interface EpollEventLayout {
 }
 
 /**
+ * The io_uring interface (`io_uring_setup(2)`, `io_uring_enter(2)`,
+ * include/uapi/linux/io_uring.h): the same on every Linux architecture.
+ */
+export interface IoUringLayout {
+  /** `__NR_io_uring_setup`. */
+  readonly setupSyscall: number;
+  /** `__NR_io_uring_enter`. */
+  readonly enterSyscall: number;
+  /** `struct io_uring_params`. */
+  readonly params: {
+    /** `sizeof(struct io_uring_params)`. */
+    readonly size: number;
+    /** `__u32 sq_entries`. */
+    readonly sqEntries: number;
+    /** `__u32 cq_entries`. */
+    readonly cqEntries: number;
+    /** `__u32 features`. */
+    readonly features: number;
+    /** `struct io_sqring_offsets sq_off`. */
+    readonly sqOff: number;
+    /** `struct io_cqring_offsets cq_off`. */
+    readonly cqOff: number;
+  };
+  /** Fields of `struct io_sqring_offsets`, relative to `sq_off` (all `__u32`). */
+  readonly sqOffsets: {
+    readonly head: number;
+    readonly tail: number;
+    readonly ringMask: number;
+    readonly array: number;
+  };
+  /** Fields of `struct io_cqring_offsets`, relative to `cq_off` (all `__u32`). */
+  readonly cqOffsets: {
+    readonly head: number;
+    readonly tail: number;
+    readonly ringMask: number;
+    readonly cqes: number;
+  };
+  /** `struct io_uring_sqe`. */
+  readonly sqe: {
+    /** `sizeof(struct io_uring_sqe)`. */
+    readonly size: number;
+    /** `__u8 opcode`. */
+    readonly opcode: number;
+    /** `__u8 flags`. */
+    readonly flags: number;
+    /** `__s32 fd`. */
+    readonly fd: number;
+    /** `__u64 off`. */
+    readonly off: number;
+    /** `__u64 addr`. */
+    readonly addr: number;
+    /** `__u32 len`. */
+    readonly len: number;
+    /** The op-specific `__u32` (`poll32_events`, `msg_flags`). */
+    readonly opFlags: number;
+    /** `__u64 user_data`. */
+    readonly userData: number;
+  };
+  /** `struct io_uring_cqe`. */
+  readonly cqe: {
+    /** `sizeof(struct io_uring_cqe)` without `IORING_SETUP_CQE32`. */
+    readonly size: number;
+    /** `__u64 user_data`. */
+    readonly userData: number;
+    /** `__s32 res`. */
+    readonly res: number;
+  };
+  /** `IORING_OFF_SQ_RING`, the mmap offset of the rings. */
+  readonly offSqRing: number;
+  /** `IORING_OFF_SQES`, the mmap offset of the submission entries. */
+  readonly offSqes: number;
+  /** `IORING_OP_POLL_ADD`. */
+  readonly opPollAdd: number;
+  /** `IORING_OP_SEND`. */
+  readonly opSend: number;
+  /** `IOSQE_IO_HARDLINK`: the next entry runs when this one completes, even with an error. */
+  readonly sqeIoHardlink: number;
+  /** `IORING_FEAT_SINGLE_MMAP`. */
+  readonly featSingleMmap: number;
+  /** `IORING_FEAT_NODROP`. */
+  readonly featNodrop: number;
+  /** `IORING_FEAT_FAST_POLL` (5.7, which also brought `IORING_OP_SEND`'s peers). */
+  readonly featFastPoll: number;
+  /** `MAP_POPULATE`. */
+  readonly mapPopulate: number;
+}
+
+/**
  * What the platform offers. Code decides with these flags, never by testing
  * a constant against 0.
  */
@@ -210,6 +298,12 @@ export interface Features {
   readonly eventfd: boolean;
   /** `epoll(7)` exists. */
   readonly epoll: boolean;
+  /**
+   * `io_uring(7)` may exist (Linux 5.7 or later, not disabled by
+   * `kernel.io_uring_disabled` or a seccomp filter): the poller tries it at
+   * run time and falls back to epoll.
+   */
+  readonly ioUring: boolean;
   /** `/proc/self/fd/N` names and reopens fds (Linux, `proc(5)`). */
   readonly procSelfFd: boolean;
 }
@@ -442,6 +536,8 @@ export interface Layout {
   readonly timespec: TimespecLayout;
   /** `struct epoll_event`, or `null` without epoll. */
   readonly epollEvent: EpollEventLayout | null;
+  /** The io_uring interface, or `null` without one. */
+  readonly ioUring: IoUringLayout | null;
   /** pidfs recognition, or `null` where there are no pidfds. */
   readonly pidfs: PidfsLayout | null;
   /** Constants by C name. */

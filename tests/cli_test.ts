@@ -492,7 +492,8 @@ leakCheckedTest("info --json reports the layout, sizes and constants in use", as
   assertEquals(info.constants.SCM_RIGHTS, layout.constants.SCM_RIGHTS);
   assertEquals(info.constants.SOL_SOCKET, layout.constants.SOL_SOCKET);
   assertEquals(info.constants.MSG_CMSG_CLOEXEC, layout.constants.MSG_CMSG_CLOEXEC);
-  assert(["epoll", "poll"].includes(info.poller), `poller ${info.poller}`);
+  assert(["io_uring", "epoll", "poll"].includes(info.poller), `poller ${info.poller}`);
+  assert(info.pollerFallback === null || info.poller === "epoll", "a fallback is to epoll");
 
   const textOut = expectSuccess(await run(["info"]), "info");
   assertMatch(textOut, new RegExp(`^layout +${layout.name}$`, "m"));

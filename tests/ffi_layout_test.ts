@@ -33,6 +33,7 @@ import {
   currentLayout,
   type EpollEventLayout,
   type Features,
+  type IoUringLayout,
   type IovecLayout,
   type Layout,
   layouts,
@@ -97,6 +98,7 @@ interface Expected {
   timespec: TimespecLayout;
   errno: Readonly<Record<string, number>>;
   epollEvent: EpollEventLayout | null;
+  ioUring: IoUringLayout | null;
   pidfs: PidfsLayout | null;
   /** The kernel's per-message fd limit. */
   kernelMaxFds: number;
@@ -232,6 +234,7 @@ const LINUX_FEATURES: Features = {
   eventfd: true,
   epoll: true,
   procSelfFd: true,
+  ioUring: true, // may exist: the poller tries it at run time
 };
 
 const MACOS_FEATURES: Features = {
@@ -248,6 +251,7 @@ const MACOS_FEATURES: Features = {
   eventfd: false,
   epoll: false,
   procSelfFd: false,
+  ioUring: false,
 };
 
 const FREEBSD_FEATURES: Features = {
@@ -264,6 +268,7 @@ const FREEBSD_FEATURES: Features = {
   eventfd: true,
   epoll: false,
   procSelfFd: false,
+  ioUring: false,
 };
 
 // --- constants (include/uapi/linux/*.h; xnu and freebsd-src sys/*.h) ---
@@ -497,6 +502,7 @@ const MACOS_COMMON = {
   timespec: TIMESPEC,
   errno: MACOS_ERRNO,
   epollEvent: null,
+  ioUring: null,
   pidfs: null,
   kernelMaxFds: 254, // xnu unp_internalize: (len - 12) * 2 + 12 <= MCLBYTES
 } as const;
@@ -504,15 +510,47 @@ const MACOS_COMMON = {
 /** asm-generic/statfs.h on both Linux architectures; PID_FS_MAGIC from linux/magic.h. */
 const LINUX_PIDFS: PidfsLayout = { statfsSize: 120, statfsType: 0, magic: 0x50494446 };
 
+/** include/uapi/linux/io_uring.h and asm-generic/unistd.h: the same on both architectures. */
+const LINUX_IO_URING: IoUringLayout = {
+  setupSyscall: 425,
+  enterSyscall: 426,
+  params: { size: 120, sqEntries: 0, cqEntries: 4, features: 20, sqOff: 40, cqOff: 80 },
+  sqOffsets: { head: 0, tail: 4, ringMask: 8, array: 24 },
+  cqOffsets: { head: 0, tail: 4, ringMask: 8, cqes: 20 },
+  sqe: {
+    size: 64,
+    opcode: 0,
+    flags: 1,
+    fd: 4,
+    off: 8,
+    addr: 16,
+    len: 24,
+    opFlags: 28,
+    userData: 32,
+  },
+  cqe: { size: 16, userData: 0, res: 8 },
+  offSqRing: 0,
+  offSqes: 0x10000000,
+  opPollAdd: 6,
+  opSend: 26,
+  sqeIoHardlink: 8,
+  featSingleMmap: 1,
+  featNodrop: 2,
+  featFastPoll: 32,
+  mapPopulate: 0x8000,
+};
+
 const EXPECTED: Readonly<Record<Platform, Expected>> = {
   "linux-x86_64": {
     ...LINUX_COMMON,
     epollEvent: { size: 12, events: 0, data: 4 }, // packed on x86_64
+    ioUring: LINUX_IO_URING,
     pidfs: LINUX_PIDFS,
   },
   "linux-aarch64": {
     ...LINUX_COMMON,
     epollEvent: { size: 16, events: 0, data: 8 },
+    ioUring: LINUX_IO_URING,
     pidfs: LINUX_PIDFS,
   },
   "darwin-aarch64": MACOS_COMMON,
@@ -536,6 +574,7 @@ const EXPECTED: Readonly<Record<Platform, Expected>> = {
     timespec: TIMESPEC,
     errno: FREEBSD_ERRNO,
     epollEvent: null,
+    ioUring: null,
     pidfs: null,
     kernelMaxFds: 508, // freebsd-src sockargs: msg_controllen <= MCLBYTES (2048)
   },
@@ -549,6 +588,7 @@ const LAYOUT_FIELDS = [
   "errno",
   "errnoSymbol",
   "features",
+  "ioUring",
   "iovec",
   "libraryPath",
   "maxFdsPerMessage",
@@ -716,6 +756,10 @@ for (const platform of PLATFORMS) {
         assertEquals(layout.epollEvent, expected.epollEvent);
       });
 
+      await t.step("the io_uring interface matches include/uapi/linux/io_uring.h", () => {
+        assertEquals(layout.ioUring, expected.ioUring);
+      });
+
       await t.step("pidfs recognition matches sys/vfs.h and linux/magic.h", () => {
         assertEquals(layout.pidfs, expected.pidfs);
       });
@@ -730,7 +774,7 @@ for (const platform of PLATFORMS) {
 
 leakCheckedTest("a constant holds the 0 placeholder exactly where its feature is off", () => {
   for (const platform of PLATFORMS) {
-    const { constants, features, epollEvent, ucredSize } = layoutOf(platform);
+    const { constants, features, epollEvent, ioUring, ucredSize } = layoutOf(platform);
     for (const [name, value] of Object.entries(constants)) {
       const gate = GATED_BY[name as keyof Constants];
       if (gate !== undefined) {
@@ -740,6 +784,7 @@ leakCheckedTest("a constant holds the 0 placeholder exactly where its feature is
       }
     }
     assertEquals(epollEvent !== null, features.epoll, `${platform}: epollEvent`);
+    assertEquals(ioUring !== null, features.ioUring, `${platform}: ioUring`);
     assertEquals(ucredSize > 0, features.passCredentials, `${platform}: ucredSize`);
     assertEquals(features.abstractNames, platform.startsWith("linux-"), platform);
     assertEquals(features.procSelfFd, platform.startsWith("linux-"), platform);

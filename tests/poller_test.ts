@@ -28,6 +28,7 @@ import {
   waitReadable,
   waitWritable,
 } from "../mod.ts";
+import { libc } from "../ffi/libc.ts";
 import {
   assertPollerIdle,
   type Child,
@@ -47,10 +48,17 @@ import {
 } from "./helpers.ts";
 import { type ConcurrencyReport, serveConcurrently } from "./fixtures/async_thousand.ts";
 
-// The poll backend test closes the poller's fds and creates them again: they
+// The backend tests close the poller's fds and create them again: they
 // must exist before the first fd census, at the lowest free numbers, so that
 // they come back with the same numbers.
 await startPoller();
+/** The backend waits use by default here: io_uring, or epoll where io_uring is refused. */
+const DEFAULT_BACKEND = pollerStats().backend;
+/** The other backends this platform has, each run through the same steps. */
+const OTHER_BACKENDS = (["io_uring", "epoll", "poll"] as const).filter((name) =>
+  name !== DEFAULT_BACKEND && (name !== "io_uring" || pollerStats().fallbackReason === null) &&
+  (name !== "epoll" || libc().layout.features.epoll)
+);
 
 leakCheckedTest(
   "1,000 sockets waiting at once are all served by one outstanding poller wait",
@@ -289,119 +297,130 @@ leakCheckedTest(
   },
 );
 
-leakCheckedTest("the poll backend serves waits, aborts and closes like epoll", async (t) => {
-  configurePoller({ backend: "poll" });
-  try {
-    assertEquals(pollerStats().backend, "poll");
+for (const backend of OTHER_BACKENDS) {
+  leakCheckedTest(
+    `the ${backend} backend serves waits, aborts and closes like ${DEFAULT_BACKEND}`,
+    async (t) => {
+      configurePoller({ backend });
+      try {
+        assertEquals(pollerStats().backend, backend);
 
-    await t.step(
-      "the poll backend serves 20 pending recv() calls with one outstanding wait",
-      async () => {
-        const pairs = Array.from({ length: 20 }, () => UnixSocket.pair());
-        try {
-          const receives = pairs.map(([, b]) => b.recv());
-          // Closing the pairs after a failure rejects the ones still pending.
-          for (const receive of receives) receive.catch(() => {});
-          await macrotask();
-          assertEquals(pollerStats().registeredFds, 20);
-          assertEquals(pollerStats().outstandingWaits, 1);
-          // Interest added while poll() is in flight is picked up (a wake).
-          const [c, d] = UnixSocket.pair();
-          const extra = d.recv();
-          c.sendSync("extra");
-          assertEquals(
-            decoder.decode((await within(extra, 5_000, "the added recv()"))!.data),
-            "extra",
-          );
-          c.close();
-          d.close();
-          pairs.forEach(([a], i) => a.sendSync(`m${i}`));
-          const messages = await within(Promise.all(receives), 5_000, "20 receives");
-          assertEquals(messages.map((m) => decoder.decode(m!.data)), pairs.map((_, i) => `m${i}`));
-          assertLessOrEqual(pollerStats().maxOutstandingWaits, 1);
-          await assertPollerIdle();
-        } finally {
-          for (const [a, b] of pairs) {
-            a.close();
-            b.close();
-          }
-        }
-      },
-    );
+        await t.step(
+          `the ${backend} backend serves 20 pending recv() calls with one outstanding wait`,
+          async () => {
+            const pairs = Array.from({ length: 20 }, () => UnixSocket.pair());
+            try {
+              const receives = pairs.map(([, b]) => b.recv());
+              // Closing the pairs after a failure rejects the ones still pending.
+              for (const receive of receives) receive.catch(() => {});
+              await macrotask();
+              assertEquals(pollerStats().registeredFds, 20);
+              assertEquals(pollerStats().outstandingWaits, 1);
+              // Interest added while a wait is in flight is picked up.
+              const [c, d] = UnixSocket.pair();
+              const extra = d.recv();
+              c.sendSync("extra");
+              assertEquals(
+                decoder.decode((await within(extra, 5_000, "the added recv()"))!.data),
+                "extra",
+              );
+              c.close();
+              d.close();
+              pairs.forEach(([a], i) => a.sendSync(`m${i}`));
+              const messages = await within(Promise.all(receives), 5_000, "20 receives");
+              assertEquals(
+                messages.map((m) => decoder.decode(m!.data)),
+                pairs.map((_, i) => `m${i}`),
+              );
+              assertLessOrEqual(pollerStats().maxOutstandingWaits, 1);
+              await assertPollerIdle();
+            } finally {
+              for (const [a, b] of pairs) {
+                a.close();
+                b.close();
+              }
+            }
+          },
+        );
 
-    await t.step(
-      "the poll backend rejects an aborted or timed-out recv() and keeps the socket usable",
-      async () => {
-        const [a, b] = UnixSocket.pair();
-        try {
-          const reason = new StopReason("poll recv");
-          const controller = new AbortController();
-          const pending = b.recv({ signal: controller.signal });
-          await macrotask();
-          controller.abort(reason);
-          assertStrictEquals(await rejectionOf(pending, "recv()"), reason);
-          const timedOut = await rejectionOf(b.recv({ signal: AbortSignal.timeout(20) }), "recv()");
-          assertEquals((timedOut as DOMException).name, "TimeoutError");
-          await assertPollerIdle();
-          a.sendSync("kept");
-          assertEquals(decoder.decode((await b.recv())!.data), "kept");
-        } finally {
-          a.close();
-          b.close();
-        }
-      },
-    );
+        await t.step(
+          `the ${backend} backend rejects an aborted or timed-out recv() and keeps the socket usable`,
+          async () => {
+            const [a, b] = UnixSocket.pair();
+            try {
+              const reason = new StopReason(`${backend} recv`);
+              const controller = new AbortController();
+              const pending = b.recv({ signal: controller.signal });
+              await macrotask();
+              controller.abort(reason);
+              assertStrictEquals(await rejectionOf(pending, "recv()"), reason);
+              const timedOut = await rejectionOf(
+                b.recv({ signal: AbortSignal.timeout(20) }),
+                "recv()",
+              );
+              assertEquals((timedOut as DOMException).name, "TimeoutError");
+              await assertPollerIdle();
+              a.sendSync("kept");
+              assertEquals(decoder.decode((await b.recv())!.data), "kept");
+            } finally {
+              a.close();
+              b.close();
+            }
+          },
+        );
 
-    await t.step(
-      "the poll backend rejects a pending recv() whose socket closes and serves the other waits",
-      async () => {
-        const [a, b] = UnixSocket.pair();
-        const [r, w] = pipe();
-        try {
-          const receiving = b.recv();
-          const reading = r.read(new Uint8Array(4));
-          await macrotask();
-          b.close();
-          assertInstanceOf(await rejectionOf(receiving, "recv()"), Deno.errors.BadResource);
-          assertEquals(pollerStats().registeredFds, 1);
-          w.writeAllSync("ok");
-          assertEquals(await within(reading, 5_000, "read()"), 2);
-          await assertPollerIdle();
-        } finally {
-          a.close();
-          b.close();
-          r.close();
-          w.close();
-        }
-      },
-    );
+        await t.step(
+          `the ${backend} backend rejects a pending recv() whose socket closes and serves the other waits`,
+          async () => {
+            const [a, b] = UnixSocket.pair();
+            const [r, w] = pipe();
+            try {
+              const receiving = b.recv();
+              const reading = r.read(new Uint8Array(4));
+              await macrotask();
+              b.close();
+              assertInstanceOf(await rejectionOf(receiving, "recv()"), Deno.errors.BadResource);
+              assertEquals(pollerStats().registeredFds, 1);
+              w.writeAllSync("ok");
+              assertEquals(await within(reading, 5_000, "read()"), 2);
+              await assertPollerIdle();
+            } finally {
+              a.close();
+              b.close();
+              r.close();
+              w.close();
+            }
+          },
+        );
 
-    await t.step(
-      "configurePoller() refuses to change the backend while a wait is pending",
-      async () => {
-        const [a, b] = UnixSocket.pair();
-        try {
-          const pending = b.recv();
-          await macrotask();
-          assertThrows(() => configurePoller({ backend: "epoll" }), TypeError);
-          assertEquals(pollerStats().backend, "poll");
-          a.sendSync("x");
-          await within(pending, 5_000, "recv()");
-          await assertPollerIdle();
-        } finally {
-          a.close();
-          b.close();
-        }
-      },
-    );
-  } finally {
-    configurePoller({ backend: "epoll" });
-    // Bring the epoll backend (its fds) back before the fd census: a wait
-    // on stderr creates it and returns at once.
-    await within(waitWritable(2), 5_000, "the epoll backend to start");
-  }
-  assertEquals(pollerStats().backend, "epoll");
-});
+        await t.step(
+          "configurePoller() refuses to change the backend while a wait is pending",
+          async () => {
+            const [a, b] = UnixSocket.pair();
+            try {
+              const pending = b.recv();
+              await macrotask();
+              assertThrows(() => configurePoller({ backend: DEFAULT_BACKEND }), TypeError);
+              assertEquals(pollerStats().backend, backend);
+              a.sendSync("x");
+              await within(pending, 5_000, "recv()");
+              await assertPollerIdle();
+            } finally {
+              a.close();
+              b.close();
+            }
+          },
+        );
+      } finally {
+        configurePoller({ backend: DEFAULT_BACKEND });
+        // Bring the default backend (its fds) back before the fd census: a wait
+        // on stderr creates it and returns at once.
+        await within(waitWritable(2), 5_000, "the default backend to start");
+      }
+      assertEquals(pollerStats().backend, DEFAULT_BACKEND);
+    },
+  );
+}
 
 leakCheckedTest(
   "configurePoller({ spinMicroseconds }) makes a waiting recv() spin before it parks",
@@ -459,7 +478,7 @@ leakCheckedTest(
       TypeError,
       '"kqueue"',
     );
-    assertEquals(pollerStats().backend, "epoll");
+    assertEquals(pollerStats().backend, DEFAULT_BACKEND);
   },
 );
 

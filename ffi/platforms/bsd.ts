@@ -136,6 +136,7 @@ const common = {
   pollfd,
   timespec,
   epollEvent: null,
+  ioUring: null,
   pidfs: null,
 } as const;
 
@@ -155,6 +156,7 @@ const darwinFeatures: Features = Object.freeze<Features>({
   fileSeals: false,
   eventfd: false,
   epoll: false,
+  ioUring: false,
   procSelfFd: false,
 });
 
@@ -173,6 +175,7 @@ const freebsdFeatures: Features = Object.freeze<Features>({
   fileSeals: true,
   eventfd: true,
   epoll: false,
+  ioUring: false,
   procSelfFd: false,
 });
 

@@ -8,7 +8,14 @@
  * @module
  */
 
-import type { Constants, Features, Layout, MsghdrLayout, PidfsLayout } from "../types.ts";
+import type {
+  Constants,
+  Features,
+  IoUringLayout,
+  Layout,
+  MsghdrLayout,
+  PidfsLayout,
+} from "../types.ts";
 import {
   iovec,
   pollfd,
@@ -34,6 +41,7 @@ const features: Features = Object.freeze<Features>({
   fileSeals: true,
   eventfd: true,
   epoll: true,
+  ioUring: true,
   procSelfFd: true,
 });
 
@@ -43,6 +51,37 @@ const features: Features = Object.freeze<Features>({
 // struct statfs (asm-generic/statfs.h; the same on x86_64 and aarch64) and
 // PID_FS_MAGIC (include/uapi/linux/magic.h).
 const pidfs: PidfsLayout = { statfsSize: 120, statfsType: 0, magic: 0x50494446 };
+
+// include/uapi/linux/io_uring.h and asm-generic/unistd.h: the same numbers
+// and structs on every architecture.
+const ioUring: IoUringLayout = {
+  setupSyscall: 425,
+  enterSyscall: 426,
+  params: { size: 120, sqEntries: 0, cqEntries: 4, features: 20, sqOff: 40, cqOff: 80 },
+  sqOffsets: { head: 0, tail: 4, ringMask: 8, array: 24 },
+  cqOffsets: { head: 0, tail: 4, ringMask: 8, cqes: 20 },
+  sqe: {
+    size: 64,
+    opcode: 0,
+    flags: 1,
+    fd: 4,
+    off: 8,
+    addr: 16,
+    len: 24,
+    opFlags: 28,
+    userData: 32,
+  },
+  cqe: { size: 16, userData: 0, res: 8 },
+  offSqRing: 0,
+  offSqes: 0x10000000,
+  opPollAdd: 6,
+  opSend: 26,
+  sqeIoHardlink: 1 << 3,
+  featSingleMmap: 1 << 0,
+  featNodrop: 1 << 1,
+  featFastPoll: 1 << 5,
+  mapPopulate: 0x8000,
+};
 
 const msghdr: MsghdrLayout = {
   size: 56,
@@ -176,6 +215,7 @@ const common = {
   ucredSize: 12,
   pollfd,
   timespec,
+  ioUring,
   errno,
 } as const;
 

@@ -5,6 +5,9 @@
  * @module
  */
 
+/** The backends: `"io_uring"` (Linux, the doorbell), `"epoll"` (Linux), `"poll"` (anywhere). */
+export type BackendName = "io_uring" | "epoll" | "poll";
+
 /** What the poller wants to know about one fd. */
 export interface Interest {
   /** Whether someone waits to read. */
@@ -18,8 +21,8 @@ export type Report = (fd: number, read: boolean, write: boolean, hangup: boolean
 
 /** What a backend does for the poller. */
 export interface Backend {
-  /** `"epoll"` or `"poll"`. */
-  readonly name: "epoll" | "poll";
+  /** Which backend this is. */
+  readonly name: BackendName;
   /** Whether interest changed during a wait is seen without a wake. */
   readonly dynamic: boolean;
   /**
@@ -39,8 +42,9 @@ export interface Backend {
   /** Forgets `fd` entirely; called before the fd is closed. Never throws. */
   forget(fd: number): void;
   /**
-   * The one waiting FFI call (`nonblocking: true`), bounded by `timeout`
-   * milliseconds. Resolves to the event count, or -1 on failure.
+   * The one wait: a waiting FFI call (`nonblocking: true`), or the io_uring
+   * doorbell, bounded by `timeout` milliseconds. Resolves to the event
+   * count, or -1 on failure.
    */
   wait(interests: ReadonlyMap<number, Interest>, timeout: number): Promise<number>;
   /** Calls `report` for each event of the last wait, skipping the wake fd. */

@@ -120,6 +120,21 @@ export class EpollBackend implements Backend {
     return libc().lib.epoll_wait!(this.#epfd, this.#events, MAX_EVENTS, timeout);
   }
 
+  /** The epoll fd, for a backend that watches it as a whole (io_uring). */
+  get fd(): number {
+    return this.#epfd;
+  }
+
+  /**
+   * Collects what is ready now, on this thread (`epoll_wait` with a zero
+   * timeout), for {@linkcode events}.
+   *
+   * @returns The event count, or -1 on failure.
+   */
+  collect(): number {
+    return libc().lib.epoll_wait_now!(this.#epfd, this.#events, MAX_EVENTS, 0);
+  }
+
   events(count: number, report: Report): void {
     const { layout } = libc();
     const e = layout.epollEvent!;

@@ -18,14 +18,24 @@
 
 import { libc } from "../../ffi/libc.ts";
 import { errnoError } from "../core/errors.ts";
-import type { Backend, Interest } from "./backend.ts";
+import type { Backend, BackendName, Interest } from "./backend.ts";
 import { EpollBackend } from "./epoll_backend.ts";
 import { PollBackend } from "./poll_backend.ts";
+import { UringBackend } from "./uring_backend.ts";
 
 /** Counters for tests and benchmarks. */
 export interface PollerStats {
-  /** `"epoll"` or `"poll"`. */
-  readonly backend: "epoll" | "poll";
+  /**
+   * The backend in use (or to be used by the next wait): `"io_uring"` (the
+   * doorbell through Deno's event loop), `"epoll"` or `"poll"`.
+   */
+  readonly backend: BackendName;
+  /**
+   * Why io_uring is not in use although the platform may have it (for
+   * example `"io_uring_setup: EPERM"` under a seccomp filter or
+   * `kernel.io_uring_disabled`), or `null`.
+   */
+  readonly fallbackReason: string | null;
   /** FFI waits in flight right now: 0 or 1. */
   readonly outstandingWaits: number;
   /** Fds with at least one waiter. */
@@ -85,7 +95,8 @@ const FAILURES_BEFORE_PAUSE = 3;
 export class Poller {
   readonly #entries = new Map<number, Entry>();
   #backend: Backend | null = null;
-  #backendName: "epoll" | "poll" = libc().layout.features.epoll ? "epoll" : "poll";
+  #backendName: BackendName = defaultBackend();
+  #fallbackReason: string | null = null;
   #inFlight = false;
   #wakePending = false;
   #waiters = 0;
@@ -101,6 +112,7 @@ export class Poller {
   get stats(): PollerStats {
     return {
       backend: this.#backendName,
+      fallbackReason: this.#fallbackReason,
       outstandingWaits: this.#inFlight ? 1 : 0,
       registeredFds: this.#entries.size,
       waiters: this.#waiters,
@@ -128,7 +140,7 @@ export class Poller {
    *
    * @param name The backend.
    */
-  setBackend(name: "epoll" | "poll"): void {
+  setBackend(name: BackendName): void {
     if (name === this.#backendName) return;
     if (name === "epoll" && !libc().layout.features.epoll) {
       throw new Deno.errors.NotSupported(`epoll is not available on ${libc().layout.name}`);
@@ -136,9 +148,33 @@ export class Poller {
     if (this.#inFlight || this.#entries.size > 0) {
       throw new TypeError("Cannot change the poller backend while operations wait");
     }
+    // Asked for by name: io_uring must work now, or the call throws.
+    const next = name === "io_uring" ? new UringBackend() : null;
     this.#backendName = name;
+    this.#fallbackReason = null;
     this.#backend?.close();
-    this.#backend = null;
+    this.#backend = next;
+  }
+
+  /**
+   * Makes the backend now if no wait has made it yet, so that the name and
+   * fallback reason in {@linkcode stats} are what waits will use.
+   */
+  start(): void {
+    this.#backend ??= this.#createBackend();
+  }
+
+  /** Makes the chosen backend; io_uring falls back to epoll when refused. */
+  #createBackend(): Backend {
+    if (this.#backendName === "io_uring") {
+      try {
+        return new UringBackend();
+      } catch (error) {
+        this.#backendName = "epoll";
+        this.#fallbackReason = describeFailure(error);
+      }
+    }
+    return this.#backendName === "epoll" ? new EpollBackend() : new PollBackend();
   }
 
   /**
@@ -185,9 +221,7 @@ export class Poller {
     if (signal?.aborted) return Promise.reject(signal.reason);
     let backend: Backend;
     try {
-      backend = this.#backend ??= this.#backendName === "epoll"
-        ? new EpollBackend()
-        : new PollBackend();
+      backend = this.#backend ??= this.#createBackend();
     } catch (error) {
       return Promise.reject(error);
     }
@@ -356,7 +390,7 @@ export class Poller {
           // call again on this thread to tell EINTR from a lasting error.
           const errno = backend.probe(this.#entries);
           if (errno !== 0 && errno !== layout.errno.EINTR) {
-            throw errnoError(errno, backend.name === "epoll" ? "epoll_wait" : "poll");
+            throw errnoError(errno, WAIT_CALLS[backend.name]);
           }
           if (++failures > FAILURES_BEFORE_PAUSE) {
             await new Promise((resolve) => setTimeout(resolve, Math.min(failures, 100)));
@@ -382,6 +416,27 @@ export class Poller {
       this.#wakePending = false;
     }
   }
+}
+
+/** The call each backend waits with, for errors. */
+const WAIT_CALLS: Readonly<Record<BackendName, string>> = {
+  io_uring: "io_uring_enter",
+  epoll: "epoll_wait",
+  poll: "poll",
+};
+
+function defaultBackend(): BackendName {
+  const { features } = libc().layout;
+  return features.ioUring ? "io_uring" : features.epoll ? "epoll" : "poll";
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof Error) {
+    const { code, syscall } = error as { code?: unknown; syscall?: unknown };
+    if (typeof code === "string" && typeof syscall === "string") return `${syscall}: ${code}`;
+    return error.message;
+  }
+  return String(error);
 }
 
 let shared: Poller | undefined;

@@ -7,9 +7,11 @@
 
 import { checkFdNumber, checkIntegerOption, checkOptions, checkSignal } from "../core/checks.ts";
 import { poller, type PollerStats } from "./poller.ts";
+import type { BackendName } from "./backend.ts";
 import { type FdHandle, waitOn } from "./handle.ts";
 
 export type { PollerStats };
+export type { BackendName } from "./backend.ts";
 
 /** Options for {@linkcode waitReadable} and {@linkcode waitWritable}. */
 export interface WaitOptions {
@@ -29,12 +31,15 @@ export interface PollerOptions {
    */
   spinMicroseconds?: number;
   /**
-   * The backend; `"poll"` is the portable fallback. Only changeable while
-   * nothing waits.
+   * The backend. `"io_uring"` (Linux 5.7 or later) waits through Deno's own
+   * event loop, woken by a doorbell the kernel rings: no thread and no FFI
+   * call wait. `"epoll"` waits in one `epoll_wait` in Deno's blocking pool;
+   * `"poll"` is the portable fallback. Only changeable while nothing waits;
+   * asking for `"io_uring"` where it is refused throws.
    *
-   * @default {"epoll" where the platform has it, "poll" elsewhere}
+   * @default {"io_uring" where it works (else "epoll", see `pollerStats().fallbackReason`), "poll" off Linux}
    */
-  backend?: "epoll" | "poll";
+  backend?: BackendName;
   /**
    * Upper bound in milliseconds of one FFI wait; a wait that times out is
    * re-issued while someone still waits.
@@ -149,6 +154,20 @@ export function pollerStats(): PollerStats {
 }
 
 /**
+ * Starts the poller's backend without waiting (for reports): afterwards
+ * `pollerStats().backend` names the backend waits use, and
+ * `fallbackReason` says why io_uring was refused, if it was.
+ *
+ * @returns The counters, once the backend exists.
+ * @throws {ErrnoError} When even the fallback backend cannot be created.
+ */
+export function startedPollerStats(): PollerStats {
+  const p = poller();
+  p.start();
+  return p.stats;
+}
+
+/**
  * Sets the poller's spin budget, backend and wait bound.
  *
  * @param options What to change.
@@ -175,9 +194,14 @@ export function configurePoller(options: PollerOptions): void {
   const wait = options.maxWaitMilliseconds === undefined
     ? undefined
     : checkIntegerOption(options.maxWaitMilliseconds, "maxWaitMilliseconds", 1, 3_600_000);
-  if (options.backend !== undefined && options.backend !== "epoll" && options.backend !== "poll") {
+  if (
+    options.backend !== undefined && options.backend !== "io_uring" &&
+    options.backend !== "epoll" && options.backend !== "poll"
+  ) {
     throw new TypeError(
-      `Option "backend" must be "epoll" or "poll", received "${String(options.backend)}"`,
+      `Option "backend" must be "io_uring", "epoll" or "poll", received "${
+        String(options.backend)
+      }"`,
     );
   }
   const p = poller();

@@ -5,7 +5,7 @@
  */
 
 import { type Features, type PlatformFacts, platformFacts } from "../core/platform.ts";
-import { pollerStats } from "../async/wait.ts";
+import { startedPollerStats } from "../async/wait.ts";
 import { EXIT_OK, parseCommand } from "./args.ts";
 
 /**
@@ -25,8 +25,10 @@ export interface InfoReport {
   errnoSymbol: string;
   /** Whether variadic arguments (`fcntl`, `open`) go on the stack. */
   variadicOnStack: boolean;
-  /** The async poller's backend. */
+  /** The async poller's backend: `io_uring`, `epoll` or `poll`. */
   poller: string;
+  /** Why io_uring is not used where the platform may have it, or `null`. */
+  pollerFallback: string | null;
   /** `sizeof` the structs fdpass fills in by hand, in bytes. */
   sizes: Readonly<Record<string, number>>;
   /** The `CMSG_*` macro results for fds. */
@@ -88,6 +90,7 @@ Permissions: --allow-ffi.
  */
 export function infoReport(): InfoReport {
   const facts = platformFacts();
+  const poller = startedPollerStats();
   return {
     deno: Deno.version.deno,
     denoTarget: Deno.build.target,
@@ -95,7 +98,8 @@ export function infoReport(): InfoReport {
     libraryPath: facts.libraryPath,
     errnoSymbol: facts.errnoSymbol,
     variadicOnStack: facts.variadicOnStack,
-    poller: pollerStats().backend,
+    poller: poller.backend,
+    pollerFallback: poller.fallbackReason,
     sizes: facts.sizes,
     cmsg: facts.cmsg,
     receiveControlCapacity: facts.receiveControlCapacity,
@@ -123,7 +127,12 @@ export function formatInfo(info: InfoReport): string {
     ["layout", info.layout],
     ["libc", `${info.libraryPath} (errno via ${info.errnoSymbol})`],
     ["variadic on stack", yes(info.variadicOnStack)],
-    ["poller", info.poller],
+    [
+      "poller",
+      info.pollerFallback === null
+        ? info.poller
+        : `${info.poller} (io_uring refused: ${info.pollerFallback})`,
+    ],
     [
       "struct sizes",
       Object.entries(info.sizes).map(([name, size]) => `${name} ${size}`).join(", "),

@@ -24,7 +24,9 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/io_uring.h>
 #include <linux/magic.h>
+#include <sys/syscall.h>
 #include <sys/epoll.h>
 #include <sys/vfs.h>
 #include <sys/eventfd.h>
@@ -260,6 +262,8 @@ static void print_features(void) {
   FEATURE("eventfd", try_eventfd());
   FEATURE("epoll", try_epoll());
   FEATURE("procSelfFd", try_proc_self_fd());
+  /* The headers have it; whether the kernel allows it is decided at run time. */
+  FEATURE("ioUring", 1);
 }
 
 int main(void) {
@@ -364,6 +368,45 @@ int main(void) {
   PRINT("epollEvent.size", sizeof(struct epoll_event));
   OFFSET("epollEvent", "events", struct epoll_event, events);
   OFFSET("epollEvent", "data", struct epoll_event, data);
+
+  /* io_uring (include/uapi/linux/io_uring.h, asm-generic/unistd.h) */
+  PRINT("ioUring.setupSyscall", __NR_io_uring_setup);
+  PRINT("ioUring.enterSyscall", __NR_io_uring_enter);
+  PRINT("ioUring.params.size", sizeof(struct io_uring_params));
+  OFFSET("ioUring.params", "sqEntries", struct io_uring_params, sq_entries);
+  OFFSET("ioUring.params", "cqEntries", struct io_uring_params, cq_entries);
+  OFFSET("ioUring.params", "features", struct io_uring_params, features);
+  OFFSET("ioUring.params", "sqOff", struct io_uring_params, sq_off);
+  OFFSET("ioUring.params", "cqOff", struct io_uring_params, cq_off);
+  OFFSET("ioUring.sqOffsets", "head", struct io_sqring_offsets, head);
+  OFFSET("ioUring.sqOffsets", "tail", struct io_sqring_offsets, tail);
+  OFFSET("ioUring.sqOffsets", "ringMask", struct io_sqring_offsets, ring_mask);
+  OFFSET("ioUring.sqOffsets", "array", struct io_sqring_offsets, array);
+  OFFSET("ioUring.cqOffsets", "head", struct io_cqring_offsets, head);
+  OFFSET("ioUring.cqOffsets", "tail", struct io_cqring_offsets, tail);
+  OFFSET("ioUring.cqOffsets", "ringMask", struct io_cqring_offsets, ring_mask);
+  OFFSET("ioUring.cqOffsets", "cqes", struct io_cqring_offsets, cqes);
+  PRINT("ioUring.sqe.size", sizeof(struct io_uring_sqe));
+  OFFSET("ioUring.sqe", "opcode", struct io_uring_sqe, opcode);
+  OFFSET("ioUring.sqe", "flags", struct io_uring_sqe, flags);
+  OFFSET("ioUring.sqe", "fd", struct io_uring_sqe, fd);
+  OFFSET("ioUring.sqe", "off", struct io_uring_sqe, off);
+  OFFSET("ioUring.sqe", "addr", struct io_uring_sqe, addr);
+  OFFSET("ioUring.sqe", "len", struct io_uring_sqe, len);
+  OFFSET("ioUring.sqe", "opFlags", struct io_uring_sqe, poll32_events);
+  OFFSET("ioUring.sqe", "userData", struct io_uring_sqe, user_data);
+  PRINT("ioUring.cqe.size", sizeof(struct io_uring_cqe));
+  OFFSET("ioUring.cqe", "userData", struct io_uring_cqe, user_data);
+  OFFSET("ioUring.cqe", "res", struct io_uring_cqe, res);
+  PRINT("ioUring.offSqRing", IORING_OFF_SQ_RING);
+  PRINT("ioUring.offSqes", IORING_OFF_SQES);
+  PRINT("ioUring.opPollAdd", IORING_OP_POLL_ADD);
+  PRINT("ioUring.opSend", IORING_OP_SEND);
+  PRINT("ioUring.sqeIoHardlink", IOSQE_IO_HARDLINK);
+  PRINT("ioUring.featSingleMmap", IORING_FEAT_SINGLE_MMAP);
+  PRINT("ioUring.featNodrop", IORING_FEAT_NODROP);
+  PRINT("ioUring.featFastPoll", IORING_FEAT_FAST_POLL);
+  PRINT("ioUring.mapPopulate", MAP_POPULATE);
 
   /* Constants, in the order of the Constants interface. */
   CONSTANT(AF_UNIX);
