@@ -76,6 +76,7 @@
  * @module
  */
 
+import nodeProcess from "node:process";
 import { parseArgs } from "@std/cli";
 import * as fdpass from "../mod.ts";
 import type { OwnedFd, ReceivedMessage, SendOptions } from "../mod.ts";
@@ -194,7 +195,10 @@ interface AsyncSocket {
  * What the runner uses of a checkout's `mod.ts`: this checkout's, or the
  * baseline's (imported at run time, so typed as this one's public API).
  */
-type Library = Pick<typeof fdpass, "UnixSocket" | "openFd" | "borrowFd" | "configurePoller">;
+type Library = Pick<
+  typeof fdpass,
+  "UnixSocket" | "openFd" | "borrowFd" | "configurePoller" | "pollerStats" | "waitWritable"
+>;
 
 /** A checkout whose library the runner measures. */
 interface Checkout {
@@ -337,6 +341,13 @@ const implementations: Implementation[] = [
     measure: (item) => libraryPingPong(current, "async-spin", item),
   },
   {
+    name: "fdpass (async, epoll fallback)",
+    missing: hasAsync ? null : "not available yet (UnixSocket has no send/recv)",
+    notApplicable: (item) =>
+      item.crossProcess ? null : "n/a: the backends differ only in how a wait sleeps",
+    measure: (item) => libraryPingPong(current, "async-epoll", item),
+  },
+  {
     name: "C (cc -O2)",
     missing: missingReason(cProgram),
     notApplicable: () => null,
@@ -399,8 +410,8 @@ const implementations: Implementation[] = [
     name: "Deno native Unix socket (no fds)",
     missing: null,
     notApplicable: pingPongOnly,
-    measure: (item) =>
-      Promise.resolve(runPeer(Deno.execPath(), [
+    measure: (item) => {
+      const args = [
         "run",
         "--quiet",
         "--allow-read",
@@ -409,7 +420,13 @@ const implementations: Implementation[] = [
         "--allow-run",
         DENO_NATIVE_PEER.pathname,
         String(item.iterations),
-      ])),
+      ];
+      const ns = runPeer(Deno.execPath(), args, (fields) => {
+        const switches = Number(fields[2]);
+        if (Number.isFinite(switches)) recordSwitches("Deno native Unix socket", switches);
+      });
+      return Promise.resolve(ns);
+    },
   },
   {
     name: "Node child_process.send",
@@ -512,7 +529,7 @@ async function libraryInProcessAsync(library: Library, item: WorkItem): Promise<
  */
 async function libraryPingPong(
   checkout: Checkout,
-  mode: "sync" | "async" | "async-spin",
+  mode: "sync" | "async" | "async-spin" | "async-epoll",
   item: WorkItem,
 ): Promise<number> {
   const { borrowFd, configurePoller, openFd, UnixSocket } = checkout.library;
@@ -533,12 +550,14 @@ async function libraryPingPong(
       // The baseline's child runs under the baseline's deno.json.
       ...(checkout.root === undefined ? {} : { cwd: checkout.root }),
       stdin: "null",
-      stdout: "null",
+      stdout: "piped",
       stderr: "piped",
     }).spawn();
   } finally {
     child.close();
   }
+  let switchesBefore = 0;
+  let switchesAfter = 0;
   using devNull = openFd("/dev/null");
   const one = new Uint8Array([120]);
   const options = { fds: [devNull] };
@@ -571,13 +590,20 @@ async function libraryPingPong(
       elapsed = performance.now() - start;
     } else {
       configurePoller({ spinMicroseconds: mode === "async-spin" ? SPIN_MICROSECONDS : 0 });
+      const defaultBackend = mode === "async-epoll" ? await pollerBackend(checkout) : undefined;
+      if (defaultBackend !== undefined) configurePoller({ backend: "epoll" });
       try {
         await loopAsync(warmupOf(item.iterations));
+        switchesBefore = contextSwitches();
         const start = performance.now();
         await loopAsync(item.iterations);
         elapsed = performance.now() - start;
+        switchesAfter = contextSwitches();
       } finally {
-        configurePoller({ spinMicroseconds: 0 });
+        configurePoller({
+          spinMicroseconds: 0,
+          ...(defaultBackend === undefined ? {} : { backend: defaultBackend }),
+        });
       }
     }
   } catch (error) {
@@ -593,7 +619,37 @@ async function libraryPingPong(
   if (!output.success) {
     throw new Error(`The echo child failed: ${new TextDecoder().decode(output.stderr)}`);
   }
+  if (mode !== "sync" && checkout.root === undefined) {
+    // This checkout's echo child reports its own switches over its life.
+    const report = JSON.parse(new TextDecoder().decode(output.stdout).trim().split("\n").at(-1)!);
+    recordSwitches(
+      `fdpass (${mode})`,
+      (switchesAfter - switchesBefore) / item.iterations +
+        report.contextSwitches / report.messages,
+    );
+  }
   return elapsed * 1e6 / item.iterations;
+}
+
+/** Context switches of every thread of this process (getrusage(2): voluntary + involuntary). */
+function contextSwitches(): number {
+  const usage = nodeProcess.resourceUsage();
+  return usage.voluntaryContextSwitches + usage.involuntaryContextSwitches;
+}
+
+/** The backend the checkout's poller uses by default (after a wait has started it). */
+async function pollerBackend(checkout: Checkout): Promise<"io_uring" | "epoll" | "poll"> {
+  await checkout.library.waitWritable(2);
+  const stats = checkout.library.pollerStats() as { backend: "io_uring" | "epoll" | "poll" };
+  return stats.backend;
+}
+
+/** Context switches per round trip (both processes) of each ping-pong run, by row. */
+const switchesByRow = new Map<string, number[]>();
+function recordSwitches(row: string, perRoundTrip: number): void {
+  const list = switchesByRow.get(row) ?? [];
+  list.push(perRoundTrip);
+  switchesByRow.set(row, list);
 }
 
 /** One cell of the results table. */
@@ -861,6 +917,18 @@ if (hasAsync) {
     atLeast: 0.5,
     met: ratio === null ? null : ratio >= 0.5,
   });
+  const nativePing = results.find((r) =>
+    r.item === "pingpong" && r.implementation === "Deno native Unix socket (no fds)"
+  )?.opsPerSecond ?? null;
+  // Goal: at most 1.5x Deno's native ping-pong time, that is at least 1/1.5 of its speed.
+  const nativeRatio = asyncPing !== null && nativePing !== null ? asyncPing / nativePing : null;
+  targets.push({
+    name:
+      "async cross-process ping-pong vs Deno native Unix sockets (no spin; within 1.5x its time)",
+    ratio: nativeRatio,
+    atLeast: 0.67,
+    met: nativeRatio === null ? null : nativeRatio >= 0.67,
+  });
   const spinPing = results.find((r) =>
     r.item === "pingpong" && r.implementation === "fdpass (async, 50 µs spin)"
   )?.opsPerSecond ?? null;
@@ -886,6 +954,7 @@ if (args.json) {
       memory,
       concurrent,
       concurrentGo,
+      contextSwitchesPerRoundTrip: Object.fromEntries(switchesByRow),
       targets,
     },
     null,
@@ -897,6 +966,34 @@ if (args.json) {
 }
 writeChart();
 if (failures > 0) Deno.exit(1);
+
+/** Median context switches per round trip of each ping-pong row, with the poller backend in use. */
+function switchLines(): string[] {
+  if (switchesByRow.size === 0) return [];
+  // Every ping-pong row has run: the poller is started.
+  const backend = (current.library.pollerStats() as { backend: string }).backend;
+  const labels: Record<string, string> = {
+    "fdpass (async)": `fdpass (async, ${backend})`,
+    "fdpass (async-spin)": `fdpass (async, ${backend}, ${SPIN_MICROSECONDS} µs spin)`,
+    "fdpass (async-epoll)": "fdpass (async, epoll fallback)",
+  };
+  const lines = [
+    "Context switches per cross-process ping-pong round trip, both processes (getrusage(2),",
+    "every thread, voluntary + involuntary; median of the rounds, lowest–highest):",
+  ];
+  for (const [row, values] of switchesByRow) {
+    const sorted = [...values].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    lines.push(
+      `- ${labels[row] ?? row}: ${median.toFixed(2)} (${sorted[0]!.toFixed(2)}–${
+        sorted.at(-1)!.toFixed(2)
+      })`,
+    );
+  }
+  const stats = current.library.pollerStats() as { fallbackReason?: string | null };
+  if (stats.fallbackReason) lines.push(`io_uring refused here: ${stats.fallbackReason}`);
+  return lines;
+}
 
 function printTables(): void {
   const number = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
@@ -937,6 +1034,8 @@ function printTables(): void {
     lines.push(`${r.implementation}, ${r.title}: failed: ${r.note}`);
   }
   lines.push("");
+  const switches = switchLines();
+  if (switches.length > 0) lines.push(...switches, "");
   if (baselineDir !== null) {
     lines.push(`This checkout / baseline (${baselineDir}), ops/s:`);
     lines.push("| work item | rounds | sync | async |");
@@ -1079,6 +1178,8 @@ function printRatioTable(): void {
   );
   lines.push(concurrentLine("fdpass (async)", concurrent));
   lines.push(concurrentLine("Go (goroutines)", concurrentGo));
+  const switches = switchLines();
+  if (switches.length > 0) lines.push("", ...switches);
   console.log(lines.join("\n"));
 }
 

@@ -151,12 +151,19 @@ export function checkPython(): true | Missing {
  *
  * @param command The program.
  * @param args Its arguments.
+ * @param extra Given every field of the output line, for peers that print more.
  * @returns Nanoseconds per operation.
  */
-export function runPeer(command: string, args: string[]): number {
+export function runPeer(
+  command: string,
+  args: string[],
+  extra?: (fields: string[]) => void,
+): number {
   const result = run(command, args);
   if (result === null) throw new Error(`${command} is not installed`);
-  const ns = Number(result.stdout.trim().split(/\s+/)[0]);
+  const fields = result.stdout.trim().split(/\s+/);
+  const ns = Number(fields[0]);
+  extra?.(fields);
   if (!result.success || !Number.isFinite(ns) || ns <= 0) {
     throw new Error(
       `${command} ${args.join(" ")} failed (${result.stdout.trim()}): ${result.stderr.trim()}`,
