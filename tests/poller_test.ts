@@ -140,6 +140,32 @@ leakCheckedTest(
   },
 );
 
+leakCheckedTest(
+  "100 pending recv() calls on one socket arm its registration once and take the messages in order",
+  async () => {
+    const [a, b] = UnixSocket.pair("seqpacket");
+    try {
+      const before = pollerStats().arms;
+      const receives = Array.from({ length: 100 }, () => b.recv());
+      // Closing the socket after a failure rejects the ones still pending.
+      for (const receive of receives) receive.catch(() => {});
+      await macrotask();
+      assertEquals(pollerStats().waiters, 100);
+      assertEquals(pollerStats().arms - before, 1, "a wait in an armed direction makes no call");
+      for (let i = 0; i < 100; i++) a.sendSync(`m${i}`);
+      const messages = await within(Promise.all(receives), 5_000, "100 receives");
+      assertEquals(
+        messages.map((m) => decoder.decode(m!.data)),
+        Array.from({ length: 100 }, (_, i) => `m${i}`),
+      );
+      await assertPollerIdle();
+    } finally {
+      a.close();
+      b.close();
+    }
+  },
+);
+
 leakCheckedTest("a pending recv() waits in the poller and resolves when data arrives", async () => {
   const [a, b] = UnixSocket.pair();
   try {

@@ -27,7 +27,7 @@ import {
 import { readyNow, WOULD_BLOCK, type WouldBlock } from "../core/syscall.ts";
 import { type Outgoing, recvStep, sendStep } from "../core/transfer.ts";
 import { type FdHandle, waitOn } from "./handle.ts";
-import { poller } from "./poller.ts";
+import { type Operation, poller } from "./poller.ts";
 
 function checkOpen(handle: FdHandle, signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason;
@@ -56,12 +56,13 @@ export async function sendAsync(
   out: Outgoing,
   signal: AbortSignal | undefined,
 ): Promise<number> {
-  const dontWait = libc().layout.constants.MSG_DONTWAIT;
-  const attempt = () => sendStep(handle.fd, out, dontWait) && out.done;
+  const operation = new Send(handle, out);
   let backoff = 0;
   for (;;) {
     checkOpen(handle, signal);
-    if (attempt() || poller().spin(attempt)) return out.sent;
+    if (operation.attempt() !== WOULD_BLOCK || poller().spin(operation) !== WOULD_BLOCK) {
+      return out.sent;
+    }
     if (out.address !== null && backoff > 0) {
       await delay(backoff, signal);
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
@@ -69,6 +70,22 @@ export async function sendAsync(
       await waitOn(handle, true, signal);
       if (out.address !== null) backoff = 1;
     }
+  }
+}
+
+/** The next `sendmsg` of a message; done once all of it is out. */
+class Send implements Operation<true> {
+  readonly #handle: FdHandle;
+  readonly #out: Outgoing;
+  readonly #flags = libc().layout.constants.MSG_DONTWAIT;
+
+  constructor(handle: FdHandle, out: Outgoing) {
+    this.#handle = handle;
+    this.#out = out;
+  }
+
+  attempt(): true | WouldBlock {
+    return sendStep(this.#handle.fd, this.#out, this.#flags) && this.#out.done ? true : WOULD_BLOCK;
   }
 }
 
@@ -87,7 +104,54 @@ function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 /**
- * Receives one message without blocking the thread.
+ * One `recvmsg` for a waiting receive, made by the poller the moment the
+ * socket is reported readable.
+ */
+class Receive<F> implements Operation<Received<F> | null> {
+  readonly #handle: FdHandle;
+  readonly #type: SocketType;
+  readonly #maxBytes: number;
+  readonly #maxFds: number;
+  readonly #wantAddress: boolean;
+  readonly #adopt: (fd: number) => F;
+
+  constructor(
+    handle: FdHandle,
+    type: SocketType,
+    maxBytes: number,
+    maxFds: number,
+    wantAddress: boolean,
+    adopt: (fd: number) => F,
+  ) {
+    this.#handle = handle;
+    this.#type = type;
+    this.#maxBytes = maxBytes;
+    this.#maxFds = maxFds;
+    this.#wantAddress = wantAddress;
+    this.#adopt = adopt;
+  }
+
+  attempt(): Received<F> | null | WouldBlock {
+    // Runs inside the poller's report too: the owner may have been closed
+    // since the wait began, and its number may belong to a new file.
+    if (this.#handle.closed) throw closedWhileWaiting();
+    return recvStep(
+      this.#handle.fd,
+      this.#type,
+      this.#maxBytes,
+      this.#maxFds,
+      this.#wantAddress,
+      libc().layout.constants.MSG_DONTWAIT,
+      this.#adopt,
+    );
+  }
+}
+
+/**
+ * Receives one message without blocking the thread: one `recvmsg` now,
+ * and when that would block, the next one is made by the poller the moment
+ * the socket is reported readable (the promise then settles with its
+ * result, with no other hop).
  *
  * @param handle The socket.
  * @param type The socket type.
@@ -98,7 +162,7 @@ function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * @param adopt Wraps each received fd number.
  * @returns The message, or `null` at end of stream.
  */
-export async function recvAsync<F>(
+export function recvAsync<F>(
   handle: FdHandle,
   type: SocketType,
   maxBytes: number,
@@ -107,18 +171,31 @@ export async function recvAsync<F>(
   signal: AbortSignal | undefined,
   adopt: (fd: number) => F,
 ): Promise<Received<F> | null> {
-  const dontWait = libc().layout.constants.MSG_DONTWAIT;
-  let message: Received<F> | null | WouldBlock = WOULD_BLOCK;
-  const attempt = () => {
-    message = recvStep(handle.fd, type, maxBytes, maxFds, wantAddress, dontWait, adopt);
-    return message !== WOULD_BLOCK;
-  };
-  for (;;) {
+  try {
     checkOpen(handle, signal);
-    if (attempt() || poller().spin(attempt)) return message as unknown as Received<F> | null;
-    // The poller makes the attempt when the socket is reported readable.
-    await waitOn(handle, false, signal, attempt);
-    if (message !== WOULD_BLOCK) return message as unknown as Received<F> | null;
+    const dontWait = libc().layout.constants.MSG_DONTWAIT;
+    const now = recvStep(handle.fd, type, maxBytes, maxFds, wantAddress, dontWait, adopt);
+    if (now !== WOULD_BLOCK) return Promise.resolve(now);
+    const operation = new Receive(handle, type, maxBytes, maxFds, wantAddress, adopt);
+    const spun = poller().spin(operation);
+    if (spun !== WOULD_BLOCK) return Promise.resolve(spun);
+    return poller().wait(handle.fd, false, signal, operation);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** One `accept` for a waiting accept, made when the listener is reported readable. */
+class Accept implements Operation<number> {
+  readonly #handle: FdHandle;
+
+  constructor(handle: FdHandle) {
+    this.#handle = handle;
+  }
+
+  attempt(): number | WouldBlock {
+    if (this.#handle.closed) throw closedWhileWaiting();
+    return acceptStep(this.#handle.fd);
   }
 }
 
@@ -129,18 +206,19 @@ export async function recvAsync<F>(
  * @param signal Cancels the wait.
  * @returns The connection's fd number, owned by the caller.
  */
-export async function acceptAsync(
+export function acceptAsync(
   handle: FdHandle,
   signal: AbortSignal | undefined,
 ): Promise<number> {
-  let conn: number | WouldBlock = WOULD_BLOCK;
-  const attempt = () => (conn = acceptStep(handle.fd)) !== WOULD_BLOCK;
-  for (;;) {
+  try {
     checkOpen(handle, signal);
-    if (attempt()) return conn as unknown as number;
-    // The poller makes the attempt when a connection is reported.
-    await waitOn(handle, false, signal, attempt);
-    if (conn !== WOULD_BLOCK) return conn;
+    const operation = new Accept(handle);
+    const conn = operation.attempt();
+    if (conn !== WOULD_BLOCK) return Promise.resolve(conn);
+    // The poller makes the next attempt when a connection is reported.
+    return poller().wait(handle.fd, false, signal, operation);
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 

@@ -18,6 +18,7 @@
 
 import { libc } from "../../ffi/libc.ts";
 import { errnoError } from "../core/errors.ts";
+import { WOULD_BLOCK, type WouldBlock } from "../core/syscall.ts";
 import type { Backend, BackendName, Interest } from "./backend.ts";
 import { EpollBackend } from "./epoll_backend.ts";
 import { PollBackend } from "./poll_backend.ts";
@@ -48,6 +49,12 @@ export interface PollerStats {
   readonly wakeups: number;
   /** Waits resolved because their fd was reported ready, since start. */
   readonly wokenWaiters: number;
+  /**
+   * Times an fd's registration was armed or re-armed, since start: one
+   * `epoll_ctl` each with the epoll and io_uring backends. A wait in a
+   * direction the registration is already armed for makes none.
+   */
+  readonly arms: number;
   /** Retries made while spinning before parking in the poller. */
   readonly spins: number;
   /** The largest number of FFI waits ever outstanding at once (never above 1). */
@@ -55,38 +62,107 @@ export interface PollerStats {
 }
 
 /**
- * What a waiter can do the moment its fd is reported ready: make its
- * nonblocking call then and there. Returns `true` when it is done (the
- * waiter is then resolved), `false` when the call would block (it keeps
- * waiting); a throw rejects the waiter.
+ * A nonblocking call that a waiter makes the moment its fd is reported
+ * ready: its result, or {@linkcode WOULD_BLOCK} to keep waiting. A throw
+ * rejects the waiter. The operation holds the resource it acts on, so a
+ * pending operation keeps its owner reachable.
  */
-export type Attempt = () => boolean;
+export interface Operation<T> {
+  attempt(): T | WouldBlock;
+}
 
 /** How many attempting readers one readiness report serves at most. */
 const ATTEMPTS_PER_REPORT = 64;
 
-interface Waiter {
+/**
+ * One pending wait, linked into its fd's list of readers or writers. It is
+ * its own abort listener (no closure per wait).
+ */
+class Waiter implements EventListenerObject {
+  readonly poller: Poller;
   readonly fd: number;
   readonly write: boolean;
-  readonly attempt: Attempt | undefined;
-  resolve(): void;
-  reject(reason: unknown): void;
-  cleanup(): void;
+  /** The call to make when the fd is reported ready, or `null` (just resolve). */
+  readonly operation: Operation<unknown> | null;
+  /** What the wait keeps reachable: the owner of the fd. */
+  readonly holder: unknown;
+  readonly signal: AbortSignal | undefined;
+  resolve!: (value: unknown) => void;
+  reject!: (reason: unknown) => void;
+  prev: Waiter | null = null;
+  next: Waiter | null = null;
+  /** Whether the waiter is still in its list. */
+  linked = false;
+
+  constructor(
+    poller: Poller,
+    fd: number,
+    write: boolean,
+    operation: Operation<unknown> | null,
+    holder: unknown,
+    signal: AbortSignal | undefined,
+  ) {
+    this.poller = poller;
+    this.fd = fd;
+    this.write = write;
+    this.operation = operation;
+    this.holder = holder;
+    this.signal = signal;
+  }
+
+  /** The abort listener. */
+  handleEvent(): void {
+    this.poller.cancel(this);
+  }
+}
+
+/** The waiters of one direction, in arrival order. */
+class WaiterList {
+  head: Waiter | null = null;
+  tail: Waiter | null = null;
+
+  push(waiter: Waiter): void {
+    waiter.prev = this.tail;
+    waiter.next = null;
+    if (this.tail === null) this.head = waiter;
+    else this.tail.next = waiter;
+    this.tail = waiter;
+    waiter.linked = true;
+  }
+
+  remove(waiter: Waiter): void {
+    if (waiter.prev === null) this.head = waiter.next;
+    else waiter.prev.next = waiter.next;
+    if (waiter.next === null) this.tail = waiter.prev;
+    else waiter.next.prev = waiter.prev;
+    waiter.prev = waiter.next = null;
+    waiter.linked = false;
+  }
 }
 
 class Entry implements Interest {
-  readonly readers = new Set<Waiter>();
-  readonly writers = new Set<Waiter>();
+  readonly readers = new WaiterList();
+  readonly writers = new WaiterList();
+  /**
+   * The directions the backend was last armed for, cleared when it reports
+   * the fd (a one-shot registration is disarmed then): a new waiter for a
+   * direction already armed needs no call.
+   */
+  armedRead = false;
+  armedWrite = false;
   get read(): boolean {
-    return this.readers.size > 0;
+    return this.readers.head !== null;
   }
   get write(): boolean {
-    return this.writers.size > 0;
+    return this.writers.head !== null;
   }
   get empty(): boolean {
-    return this.readers.size === 0 && this.writers.size === 0;
+    return this.readers.head === null && this.writers.head === null;
   }
 }
+
+/** Empty entries kept for reuse. */
+const ENTRY_POOL = 256;
 
 /** Consecutive failed waits after which the loop pauses between tries. */
 const FAILURES_BEFORE_PAUSE = 3;
@@ -94,6 +170,8 @@ const FAILURES_BEFORE_PAUSE = 3;
 /** Waits on fds for the whole isolate; see the module doc. */
 export class Poller {
   readonly #entries = new Map<number, Entry>();
+  /** Entries of fds nobody waits on any more, for reuse. */
+  readonly #pool: Entry[] = [];
   #backend: Backend | null = null;
   #backendName: BackendName = defaultBackend();
   #fallbackReason: string | null = null;
@@ -103,6 +181,7 @@ export class Poller {
   #waits = 0;
   #wakeups = 0;
   #woken = 0;
+  #arms = 0;
   #spins = 0;
   #maxOutstanding = 0;
   #spinMicroseconds = 0;
@@ -119,6 +198,7 @@ export class Poller {
       waits: this.#waits,
       wakeups: this.#wakeups,
       wokenWaiters: this.#woken,
+      arms: this.#arms,
       spins: this.#spins,
       maxOutstandingWaits: this.#maxOutstanding,
     };
@@ -178,46 +258,50 @@ export class Poller {
   }
 
   /**
-   * Retries `attempt` for up to the spin budget.
+   * Retries `operation` for up to the spin budget.
    *
-   * @param attempt Returns `true` once it succeeded.
-   * @returns Whether it succeeded while spinning.
+   * @param operation The nonblocking call.
+   * @returns Its result, or {@linkcode WOULD_BLOCK} when it would still block.
    */
-  spin(attempt: () => boolean): boolean {
+  spin<T>(operation: Operation<T>): T | WouldBlock {
     const budget = this.#spinMicroseconds;
-    if (budget <= 0) return false;
+    if (budget <= 0) return WOULD_BLOCK;
     const deadline = performance.now() + budget / 1000;
     do {
       this.#spins++;
-      if (attempt()) return true;
+      const result = operation.attempt();
+      if (result !== WOULD_BLOCK) return result;
     } while (performance.now() < deadline);
-    return false;
+    return WOULD_BLOCK;
   }
 
   /**
    * Resolves when `fd` is ready for reading or writing (or at end of file,
-   * or in error).
+   * or in error), or, with an `operation`, with the operation's result once
+   * a readiness report let it finish.
    *
-   * A reader that gives an `attempt` makes its call when the fd is
-   * reported readable, before any other code runs, and in the order the
-   * readers came: the first takes the first message, the next the next,
-   * and the first that would block ends the round, so N readers of one
-   * socket cost one report per burst of messages, not N wake-ups per
-   * message. Readers without an attempt and writers are all resolved.
+   * A waiter with an operation makes its call when the fd is reported
+   * ready, before any other code runs, and readers do so in the order they
+   * came: the first takes the first message, the next the next, and the
+   * first that would block ends the round, so N readers of one socket cost
+   * one report per burst of messages, not N wake-ups per message. Waiters
+   * without an operation are all resolved.
    *
    * @param fd The fd number (the caller holds its owner).
    * @param write Whether to wait for writability.
    * @param signal Cancels the wait (already checked to be an `AbortSignal`).
-   * @param attempt The reader's nonblocking call; see {@linkcode Attempt}.
-   * @returns A promise that resolves when the fd is ready (and, with an
-   * attempt, once the attempt is done).
+   * @param operation The nonblocking call; see {@linkcode Operation}.
+   * @param holder What the wait keeps reachable while it is pending (the
+   * fd's owner); an operation holds its own.
+   * @returns A promise of the operation's result (`undefined` without one).
    */
-  wait(
+  wait<T = void>(
     fd: number,
     write: boolean,
     signal: AbortSignal | undefined,
-    attempt?: Attempt,
-  ): Promise<void> {
+    operation: Operation<T> | null = null,
+    holder: unknown = null,
+  ): Promise<T> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     let backend: Backend;
     try {
@@ -227,37 +311,49 @@ export class Poller {
     }
     let entry = this.#entries.get(fd);
     const fresh = entry === undefined;
-    entry ??= new Entry();
-    try {
-      if (!backend.arm(fd, entry.read || !write, entry.write || write)) {
-        // Not pollable (a regular file): always ready.
-        return Promise.resolve();
+    entry ??= this.#pool.pop() ?? new Entry();
+    // A direction the registration is already armed for needs no call.
+    if (write ? !entry.armedWrite : !entry.armedRead) {
+      const read = entry.read || !write;
+      const writable = entry.write || write;
+      try {
+        this.#arms++;
+        if (!backend.arm(fd, read, writable)) {
+          // Not pollable (a regular file): always ready.
+          if (fresh) this.#release(entry);
+          return operation === null ? Promise.resolve(undefined as T) : this.#attemptNow(operation);
+        }
+      } catch (error) {
+        if (fresh) this.#release(entry);
+        else this.#fail(fd, error);
+        return Promise.reject(error);
       }
-    } catch (error) {
-      if (!fresh) this.#fail(fd, error);
-      return Promise.reject(error);
+      entry.armedRead = read;
+      entry.armedWrite = writable;
+      if (!backend.dynamic && this.#inFlight) this.#wake();
     }
     if (fresh) this.#entries.set(fd, entry);
-    const target = entry;
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        this.#remove(waiter);
-        reject(signal!.reason);
-      };
-      const waiter: Waiter = {
-        fd,
-        write,
-        attempt: write ? undefined : attempt,
-        resolve,
-        reject,
-        cleanup: () => signal?.removeEventListener("abort", onAbort),
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      (write ? target.writers : target.readers).add(waiter);
-      this.#waiters++;
-      if (!backend.dynamic && this.#inFlight) this.#wake();
-      void this.#run();
+    const waiter = new Waiter(this, fd, write, operation, holder, signal);
+    const promise = new Promise<T>((resolve, reject) => {
+      waiter.resolve = resolve as (value: unknown) => void;
+      waiter.reject = reject;
     });
+    signal?.addEventListener("abort", waiter, { once: true });
+    (write ? entry.writers : entry.readers).push(waiter);
+    this.#waiters++;
+    if (!this.#inFlight) void this.#run();
+    return promise;
+  }
+
+  /** An operation on an fd that is always ready: one try now. */
+  #attemptNow<T>(operation: Operation<T>): Promise<T> {
+    try {
+      const result = operation.attempt();
+      if (result !== WOULD_BLOCK) return Promise.resolve(result);
+      return Promise.reject(new Deno.errors.WouldBlock("The fd cannot be polled and is not ready"));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -267,38 +363,56 @@ export class Poller {
    * @param reason Makes the rejection for each waiter.
    */
   forget(fd: number, reason: () => unknown): void {
+    const backend = this.#backend;
+    if (backend === null) return;
     const entry = this.#entries.get(fd);
     if (entry !== undefined) {
       this.#entries.delete(fd);
-      for (const waiter of [...entry.readers, ...entry.writers]) {
-        this.#drop(entry, waiter);
-        waiter.reject(reason());
+      for (const list of [entry.readers, entry.writers]) {
+        for (let waiter = list.head; waiter !== null; waiter = list.head) {
+          this.#drop(entry, waiter);
+          waiter.reject(reason());
+        }
       }
+      this.#release(entry);
     }
     // Idle registrations stay in epoll between waits: drop this one before
     // the number can be reused.
-    this.#backend?.forget(fd);
+    backend.forget(fd);
     this.#wakeIfIdle();
   }
 
-  /** Takes a waiter out of its set; `true` if it was still there. */
-  #drop(entry: Entry, waiter: Waiter): boolean {
-    if (!(waiter.write ? entry.writers : entry.readers).delete(waiter)) return false;
-    waiter.cleanup();
+  /**
+   * Cancels a pending wait (its signal fired): rejects it with the
+   * signal's reason.
+   *
+   * @param waiter The wait.
+   */
+  cancel(waiter: Waiter): void {
+    if (!waiter.linked) return;
+    const entry = this.#entries.get(waiter.fd)!;
+    this.#drop(entry, waiter);
+    waiter.reject(waiter.signal!.reason);
+    this.#update(waiter.fd, entry, false);
+    this.#wakeIfIdle();
+  }
+
+  /** Takes a waiter out of its list. */
+  #drop(entry: Entry, waiter: Waiter): void {
+    (waiter.write ? entry.writers : entry.readers).remove(waiter);
+    waiter.signal?.removeEventListener("abort", waiter);
     this.#waiters--;
-    return true;
+  }
+
+  /** Returns an empty entry to the pool. */
+  #release(entry: Entry): void {
+    entry.armedRead = entry.armedWrite = false;
+    if (this.#pool.length < ENTRY_POOL) this.#pool.push(entry);
   }
 
   /** Rejects every wait on `fd` with `error`: the fd cannot be waited on. */
   #fail(fd: number, error: unknown): void {
     this.forget(fd, () => error);
-  }
-
-  #remove(waiter: Waiter): void {
-    const entry = this.#entries.get(waiter.fd);
-    if (entry === undefined || !this.#drop(entry, waiter)) return;
-    this.#update(waiter.fd, entry, false);
-    this.#wakeIfIdle();
   }
 
   /** Nobody left to wait for: end the outstanding call, so the process can exit. */
@@ -311,11 +425,18 @@ export class Poller {
     const backend = this.#backend!;
     if (entry.empty) {
       this.#entries.delete(fd);
+      this.#release(entry);
       backend.idle(fd, fired);
       return;
     }
+    const read = entry.read;
+    const write = entry.write;
+    if (!fired && entry.armedRead === read && entry.armedWrite === write) return;
     try {
-      backend.arm(fd, entry.read, entry.write);
+      this.#arms++;
+      backend.arm(fd, read, write);
+      entry.armedRead = read;
+      entry.armedWrite = write;
     } catch (error) {
       this.#fail(fd, error);
     }
@@ -331,43 +452,64 @@ export class Poller {
   #report = (fd: number, read: boolean, write: boolean, _hangup: boolean): void => {
     const entry = this.#entries.get(fd);
     if (entry === undefined) return;
+    // The one-shot registration is disarmed now.
+    entry.armedRead = entry.armedWrite = false;
     if (read) {
       let drained = false;
       let budget = ATTEMPTS_PER_REPORT;
-      // Deleting the current element while iterating a Set is safe.
-      for (const waiter of entry.readers) {
-        const attempt = waiter.attempt;
-        if (attempt === undefined) {
-          this.#ready(entry, waiter);
-          continue;
+      for (let waiter = entry.readers.head; waiter !== null;) {
+        const next = waiter.next;
+        const operation = waiter.operation;
+        if (operation === null) {
+          this.#ready(entry, waiter, undefined);
+        } else if (!drained) {
+          let result: unknown;
+          try {
+            result = operation.attempt();
+          } catch (error) {
+            this.#drop(entry, waiter);
+            waiter.reject(error);
+            waiter = next;
+            continue;
+          }
+          if (result !== WOULD_BLOCK) this.#ready(entry, waiter, result);
+          // Would block: the data is gone and the others keep waiting. A spent
+          // budget: the level-triggered registration reports the rest.
+          if (result === WOULD_BLOCK || --budget === 0) drained = true;
         }
-        if (drained) continue;
-        let done: boolean;
-        try {
-          done = attempt();
-        } catch (error) {
-          this.#drop(entry, waiter);
-          waiter.reject(error);
-          continue;
-        }
-        if (done) this.#ready(entry, waiter);
-        // Would block: the data is gone and the others keep waiting. A spent
-        // budget: the level-triggered registration reports the rest.
-        if (!done || --budget === 0) drained = true;
+        waiter = next;
       }
     }
     if (write) {
-      for (const waiter of entry.writers) this.#ready(entry, waiter);
+      for (let waiter = entry.writers.head; waiter !== null;) {
+        const next = waiter.next;
+        const operation = waiter.operation;
+        if (operation === null) {
+          this.#ready(entry, waiter, undefined);
+        } else {
+          let result: unknown;
+          try {
+            result = operation.attempt();
+          } catch (error) {
+            this.#drop(entry, waiter);
+            waiter.reject(error);
+            waiter = next;
+            continue;
+          }
+          if (result !== WOULD_BLOCK) this.#ready(entry, waiter, result);
+        }
+        waiter = next;
+      }
     }
     // Every attempt above has run, so the re-armed registration sees the
     // fd as it is now.
     this.#update(fd, entry, true);
   };
 
-  #ready(entry: Entry, waiter: Waiter): void {
+  #ready(entry: Entry, waiter: Waiter, result: unknown): void {
     this.#drop(entry, waiter);
     this.#woken++;
-    waiter.resolve();
+    waiter.resolve(result);
   }
 
   async #run(): Promise<void> {
