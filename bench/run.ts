@@ -36,8 +36,11 @@
  *   `node` (20 or later) and the same code under this Deno, which stalls
  *   after a few exchanges: that row says "stalls after N exchanges".
  *
- * The 1,000 concurrent pairs are measured for the library and for Go
- * (goroutines), with messages/s and CPU seconds per message.
+ * The 1,000 concurrent pairs (`peers/concurrent_child.ts`: each pair
+ * ping-pongs 1 byte + 1 fd, then 1 byte back) are measured for the library
+ * and for Go (goroutines, on every core and with `GOMAXPROCS=1`), in turns
+ * over several runs, with the median messages/s, the spread, and CPU
+ * seconds (user + system) per message.
  *
  * The run ends with a markdown table of ratios (the library's ops/s ÷ each
  * implementation's, per work item) with the machine, date and command, and
@@ -55,8 +58,9 @@
  * divided by the implementation's: above 1 the library is faster. The
  * memory section runs `peers/memory_child.ts` in a fresh process (with
  * `--expose-gc`, so garbage is collected before each reading) and reads
- * VmRSS and `Deno.memoryUsage().heapUsed` before and after 1,000,000 sync
- * round trips (20,000 with `--smoke`).
+ * VmRSS and `Deno.memoryUsage().heapUsed` after a warm-up and after each
+ * tenth of 1,000,000 round trips with an fd (10,000 with `--smoke`): async
+ * ones, where every message is taken by the poller, and sync ones.
  *
  * `--smoke` runs few iterations (well under a minute) so that CI keeps the
  * runner working; its figures are not meant to be quoted. `--json` prints
@@ -180,7 +184,7 @@ const items: WorkItem[] = [
 
 const CONCURRENT_CHILD = new URL("./peers/concurrent_child.ts", import.meta.url);
 
-const MEMORY_ROUND_TRIPS = smoke ? 20_000 : 1_000_000;
+const MEMORY_ROUND_TRIPS = smoke ? 10_000 : 1_000_000;
 
 /** The spin budget of the "async, spin" rows. */
 const SPIN_MICROSECONDS = 50;
@@ -723,45 +727,84 @@ for (const item of items) {
   log(`  done: ${item.title}`);
 }
 
-// Memory: RSS and JS heap around many sync round trips, in a fresh process.
+// Memory: RSS and JS heap over many round trips with an fd, async (through
+// the poller) and sync, each in a fresh process.
 interface MemoryReading {
   roundTrips: number;
   rss: number;
   heap: number;
 }
-const memory = (() => {
+interface MemoryResult {
+  mode: "async" | "sync";
+  roundTrips: number;
+  gcBeforeReadings: boolean;
+  /** After the warm-up, then after each tenth of the round trips. */
+  readings: MemoryReading[];
+  /** Last reading minus first. */
+  rssGrowth: number;
+  heapGrowth: number;
+  /** Highest reading minus lowest. */
+  rssRange: number;
+  heapRange: number;
+  rssPeak: number;
+  heapPeak: number;
+  /** Waits the poller made (async: two per round trip, every message taken by a report). */
+  pollerWaits: number;
+  backend: string;
+}
+function measureMemory(mode: "async" | "sync"): MemoryResult | { mode: string; error: string } {
   const [program, programArgs] = limited(Deno.execPath(), [
     "run",
     "--quiet",
     "--allow-ffi",
+    "--allow-read",
     "--v8-flags=--expose-gc",
     MEMORY_CHILD.pathname,
     String(MEMORY_ROUND_TRIPS),
-  ], 600);
+    mode,
+  ], 900);
   const output = new Deno.Command(program, { args: programArgs, stdin: "null" }).outputSync();
   const text = new TextDecoder().decode(output.stdout);
   if (!output.success) {
     failures++;
-    return { error: new TextDecoder().decode(output.stderr).trim() || "the memory child failed" };
+    return {
+      mode,
+      error: new TextDecoder().decode(output.stderr).trim() || "the memory child failed",
+    };
   }
-  const { gc, readings } = JSON.parse(text) as { gc: boolean; readings: MemoryReading[] };
+  const { gc, readings, pollerWaits, backend } = JSON.parse(text) as {
+    gc: boolean;
+    readings: MemoryReading[];
+    pollerWaits: number;
+    backend: string;
+  };
   const first = readings[0]!;
   const last = readings[readings.length - 1]!;
+  const rss = readings.map((r) => r.rss);
+  const heap = readings.map((r) => r.heap);
   return {
+    mode,
     roundTrips: MEMORY_ROUND_TRIPS,
     gcBeforeReadings: gc,
     readings,
     rssGrowth: last.rss - first.rss,
     heapGrowth: last.heap - first.heap,
-    rssPeak: Math.max(...readings.map((r) => r.rss)),
-    heapPeak: Math.max(...readings.map((r) => r.heap)),
+    rssRange: Math.max(...rss) - Math.min(...rss),
+    heapRange: Math.max(...heap) - Math.min(...heap),
+    rssPeak: Math.max(...rss),
+    heapPeak: Math.max(...heap),
+    pollerWaits,
+    backend,
   };
-})();
+}
+const memory = [measureMemory("async"), measureMemory("sync")];
 log("  done: memory");
 
-// 1,000 pairs exchanging messages at once through the async API.
+// 1,000 pairs exchanging messages at once through the async API, and the
+// same in Go; the runs take turns and the median run is reported.
 const CONCURRENT_PAIRS = 1000;
 const CONCURRENT_ROUNDS = smoke ? 5 : 100;
+const CONCURRENT_RUNS = smoke ? 1 : 5;
 /** What the library's and Go's concurrent-pairs runs both report. */
 type ConcurrentSummary = Pick<
   ConcurrentResult,
@@ -781,48 +824,138 @@ interface ConcurrentResult {
   messagesPerSecond: number;
   cpuUserSeconds: number;
   cpuSystemSeconds: number;
+  backend: string;
   threadsBefore: number | null;
   threadsDuring: number;
   maxRegisteredFds: number;
   pollerWaits: number;
   maxOutstandingWaits: number;
 }
-const concurrent = ((): ConcurrentResult | { error: string } => {
-  if (!hasAsync) return { error: "async API not available" };
+/** The runs of one implementation and their medians. */
+interface ConcurrentRuns<T extends ConcurrentSummary> {
+  name: string;
+  runs: T[];
+  /** The run with the median messages/s. */
+  median: T;
+  messagesPerSecond: number;
+  /** Lowest and highest messages/s of the runs. */
+  min: number;
+  max: number;
+  /** Median CPU seconds (user + system) per message, and its parts (medians too). */
+  cpuPerMessage: number;
+  userPerMessage: number;
+  systemPerMessage: number;
+}
+
+function summarizeRuns<T extends ConcurrentSummary>(name: string, runs: T[]): ConcurrentRuns<T> {
+  const rates = runs.map((r) => r.messagesPerSecond);
+  const sorted = [...runs].sort((a, b) => a.messagesPerSecond - b.messagesPerSecond);
+  return {
+    name,
+    runs,
+    median: sorted[(sorted.length - 1) >> 1]!,
+    messagesPerSecond: median(rates),
+    min: Math.min(...rates),
+    max: Math.max(...rates),
+    cpuPerMessage: median(runs.map((r) => (r.cpuUserSeconds + r.cpuSystemSeconds) / r.messages)),
+    userPerMessage: median(runs.map((r) => r.cpuUserSeconds / r.messages)),
+    systemPerMessage: median(runs.map((r) => r.cpuSystemSeconds / r.messages)),
+  };
+}
+
+function concurrentLibraryRun(): ConcurrentResult {
   const [program, programArgs] = limited(Deno.execPath(), [
     "run",
     "--quiet",
     "--allow-ffi",
+    "--allow-read",
     CONCURRENT_CHILD.pathname,
     String(CONCURRENT_PAIRS),
     String(CONCURRENT_ROUNDS),
   ], 300);
   const output = new Deno.Command(program, { args: programArgs, stdin: "null" }).outputSync();
   if (!output.success) {
-    failures++;
-    return {
-      error: new TextDecoder().decode(output.stderr).trim() || "the concurrent child failed",
-    };
+    throw new Error(
+      new TextDecoder().decode(output.stderr).trim() || "the concurrent child failed",
+    );
   }
   return JSON.parse(new TextDecoder().decode(output.stdout)) as ConcurrentResult;
-})();
-log("  done: concurrent pairs");
+}
 
-// The same 1,000 pairs in Go, one goroutine per side.
-const concurrentGo = ((): ConcurrentSummary | { error: string } => {
-  if (typeof goProgram === "object") return { error: `missing: ${goProgram.missing}` };
-  const result = run(goProgram, [
-    "concurrent",
-    String(CONCURRENT_PAIRS),
-    String(CONCURRENT_ROUNDS),
-  ]);
+/** Go's run; `threads` sets GOMAXPROCS (default: one per CPU). */
+function concurrentGoRun(program: string, threads?: number): ConcurrentSummary {
+  const goArgs = ["concurrent", String(CONCURRENT_PAIRS), String(CONCURRENT_ROUNDS)];
+  const result = threads === undefined
+    ? run(program, goArgs)
+    : run("env", [`GOMAXPROCS=${threads}`, program, ...goArgs]);
   if (result === null || !result.success) {
-    failures++;
-    return { error: result?.stderr.trim() || "the Go program failed" };
+    throw new Error(result?.stderr.trim() || "the Go program failed");
   }
   return JSON.parse(result.stdout) as ConcurrentSummary;
-})();
-log("  done: concurrent pairs (Go)");
+}
+
+type ConcurrentOutcome<T extends ConcurrentSummary> = ConcurrentRuns<T> | {
+  name: string;
+  error: string;
+};
+
+/** Runs the implementations in turn, `CONCURRENT_RUNS` times. */
+function measureConcurrent(): {
+  library: ConcurrentOutcome<ConcurrentResult>;
+  go: ConcurrentOutcome<ConcurrentSummary>;
+  goOneThread: ConcurrentOutcome<ConcurrentSummary>;
+} {
+  const contenders: {
+    name: string;
+    skip: string | null;
+    measure: () => ConcurrentSummary;
+    runs: ConcurrentSummary[];
+    error: string | null;
+  }[] = [
+    {
+      name: "fdpass (async)",
+      skip: hasAsync ? null : "async API not available",
+      measure: concurrentLibraryRun,
+      runs: [],
+      error: null,
+    },
+    {
+      name: "Go (goroutines)",
+      skip: typeof goProgram === "object" ? `missing: ${goProgram.missing}` : null,
+      measure: () => concurrentGoRun(goProgram as string),
+      runs: [],
+      error: null,
+    },
+    {
+      name: "Go (goroutines, GOMAXPROCS=1)",
+      skip: typeof goProgram === "object" ? `missing: ${goProgram.missing}` : null,
+      measure: () => concurrentGoRun(goProgram as string, 1),
+      runs: [],
+      error: null,
+    },
+  ];
+  for (let round = 0; round < CONCURRENT_RUNS; round++) {
+    for (const c of contenders) {
+      if (c.skip !== null || c.error !== null) continue;
+      try {
+        c.runs.push(c.measure());
+      } catch (error) {
+        c.error = error instanceof Error ? error.message : String(error);
+        failures++;
+      }
+    }
+  }
+  const outcome = <T extends ConcurrentSummary>(i: number): ConcurrentOutcome<T> => {
+    const c = contenders[i]!;
+    const problem = c.skip ?? c.error;
+    return problem !== null
+      ? { name: c.name, error: problem }
+      : summarizeRuns(c.name, c.runs as T[]);
+  };
+  return { library: outcome(0), go: outcome(1), goOneThread: outcome(2) };
+}
+const concurrentPairs = measureConcurrent();
+log("  done: concurrent pairs (library and Go)");
 
 /** One cell of "this checkout / baseline". */
 interface BaselineComparison {
@@ -941,6 +1074,21 @@ if (hasAsync) {
   });
 }
 
+{
+  const { library: lib, go } = concurrentPairs;
+  const ratio = "error" in lib || "error" in go
+    ? null
+    : lib.messagesPerSecond / go.messagesPerSecond;
+  targets.push({
+    name: `${
+      CONCURRENT_PAIRS.toLocaleString("en-US")
+    } concurrent pairs, library vs Go (messages/s)`,
+    ratio,
+    atLeast: 0.8,
+    met: ratio === null ? null : ratio >= 0.8,
+  });
+}
+
 if (args.json) {
   console.log(JSON.stringify(
     {
@@ -952,8 +1100,7 @@ if (args.json) {
         baseline: { dir: baselineDir, thisCheckoutOverBaseline: baselineComparisons },
       }),
       memory,
-      concurrent,
-      concurrentGo,
+      concurrentPairs,
       contextSwitchesPerRoundTrip: Object.fromEntries(switchesByRow),
       targets,
     },
@@ -1055,55 +1202,75 @@ function printTables(): void {
     lines.push("this checkout is faster. In brackets: the lowest and highest ratio of one round.");
     lines.push("");
   }
-  if ("error" in memory) {
-    lines.push(`Memory: failed: ${memory.error}`);
-  } else {
+  for (const m of memory) {
+    if ("error" in m) {
+      lines.push(`Memory (${m.mode}): failed: ${m.error}`);
+      lines.push("");
+      continue;
+    }
     lines.push(
-      `Memory, ${
-        number.format(memory.roundTrips)
-      } sync round trips (1 byte + 1 fd) in a fresh process${
-        memory.gcBeforeReadings ? ", gc() before each reading" : ""
-      }:`,
+      `Memory, ${number.format(m.roundTrips)} ${m.mode} round trips (1 byte + 1 fd${
+        m.mode === "async"
+          ? " each way, every message taken by the poller"
+          : ", received and closed"
+      }) in a fresh process${m.gcBeforeReadings ? ", gc() before each reading" : ""}:`,
     );
-    lines.push("| | before | after | growth | peak |");
-    lines.push("| --- | ---: | ---: | ---: | ---: |");
-    const first = memory.readings[0]!;
-    const last = memory.readings[memory.readings.length - 1]!;
+    lines.push("| | after warm-up | at the end | growth | lowest to highest | peak |");
+    lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");
+    const first = m.readings[0]!;
+    const last = m.readings[m.readings.length - 1]!;
     lines.push(
-      `| RSS (VmRSS) | ${mib(first.rss)} | ${mib(last.rss)} | ${signedMib(memory.rssGrowth)} | ${
-        mib(memory.rssPeak)
-      } |`,
+      `| RSS (VmRSS) | ${mib(first.rss)} | ${mib(last.rss)} | ${signedMib(m.rssGrowth)} | ${
+        mib(m.rssRange)
+      } | ${mib(m.rssPeak)} |`,
     );
     lines.push(
-      `| JS heap used | ${mib(first.heap)} | ${mib(last.heap)} | ${
-        signedMib(memory.heapGrowth)
-      } | ${mib(memory.heapPeak)} |`,
+      `| JS heap used | ${mib(first.heap)} | ${mib(last.heap)} | ${signedMib(m.heapGrowth)} | ${
+        mib(m.heapRange)
+      } | ${mib(m.heapPeak)} |`,
     );
     const series = (pick: (r: MemoryReading) => number) =>
-      memory.readings.map((r) => (pick(r) / 2 ** 20).toFixed(1)).join(", ");
-    lines.push(`RSS at 0, 1/4, 1/2, 3/4 and all of the round trips: ${series((r) => r.rss)} MiB`);
+      m.readings.map((r) => (pick(r) / 2 ** 20).toFixed(2)).join(", ");
+    lines.push(
+      `RSS after the warm-up and after each tenth of the round trips: ${series((r) => r.rss)} MiB`,
+    );
     lines.push(`JS heap at the same points: ${series((r) => r.heap)} MiB`);
+    if (m.mode === "async") {
+      lines.push(
+        `Poller: ${m.backend}, ${number.format(m.pollerWaits)} waits (warm-up included)`,
+      );
+    }
+    lines.push("");
   }
-  lines.push("");
-  if ("error" in concurrent) {
-    lines.push(`Concurrent pairs: failed: ${concurrent.error}`);
+  const { library: lib, go } = concurrentPairs;
+  if ("error" in lib) {
+    lines.push(`Concurrent pairs: failed: ${lib.error}`);
   } else {
-    const c = concurrent;
+    const c = lib.median;
     lines.push(
       `${
         number.format(c.pairs)
-      } socketpairs exchanging messages at once (async, ${c.rounds} ping-pongs each, 1 fd per ping):`,
+      } socketpairs exchanging messages at once (async, ${c.rounds} ping-pongs each, 1 fd per ping), the library's median run of ${lib.runs.length}:`,
     );
     lines.push(
       `${number.format(Math.round(c.messagesPerSecond))} messages/s (${
         number.format(c.messages)
       } in ${c.seconds.toFixed(2)} s); CPU ${c.cpuUserSeconds.toFixed(2)} s user + ${
         c.cpuSystemSeconds.toFixed(2)
-      } s system; threads ${c.threadsBefore} before, at most ${c.threadsDuring} during; up to ${
+      } s system; poller ${c.backend}; threads ${c.threadsBefore} before, at most ${c.threadsDuring} during; up to ${
         number.format(c.maxRegisteredFds)
       } fds registered, ${
         number.format(c.pollerWaits)
       } poller waits, at most ${c.maxOutstandingWaits} outstanding`,
+    );
+  }
+  lines.push("");
+  lines.push(concurrentTable(concurrentPairs).join("\n"));
+  if (!("error" in lib) && !("error" in go)) {
+    lines.push(
+      `fdpass ÷ Go: ${(lib.messagesPerSecond / go.messagesPerSecond).toFixed(2)}x messages/s, ${
+        (lib.cpuPerMessage / go.cpuPerMessage).toFixed(2)
+      }x CPU per message`,
     );
   }
   // The development goals are a comparison for the full run only: smoke
@@ -1119,9 +1286,34 @@ function printTables(): void {
   console.log(lines.join("\n"));
 }
 
-/** CPU seconds (user + system) per message, formatted in µs. */
-function cpuPerMessage(c: ConcurrentSummary): string {
-  return `${((c.cpuUserSeconds + c.cpuSystemSeconds) / c.messages * 1e6).toFixed(2)} µs`;
+/**
+ * The concurrent-pairs table: median messages/s with the spread of the
+ * runs, and CPU per message, for the library and Go.
+ */
+function concurrentTable(c: typeof concurrentPairs): string[] {
+  const number = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+  const µs = (seconds: number) => `${(seconds * 1e6).toFixed(2)} µs`;
+  const lines = [
+    `| ${
+      number.format(CONCURRENT_PAIRS)
+    } concurrent pairs, ${CONCURRENT_ROUNDS} ping-pongs each | messages/s (median) | lowest–highest | CPU per message (user + system) |`,
+    "| --- | ---: | ---: | ---: |",
+  ];
+  for (const row of [c.library, c.go, c.goOneThread]) {
+    if ("error" in row) {
+      lines.push(`| ${row.name} | ${row.error} | | |`);
+      continue;
+    }
+    lines.push(
+      `| ${row.name} | ${number.format(row.messagesPerSecond)} | ${number.format(row.min)}–${
+        number.format(row.max)
+      } | ${µs(row.cpuPerMessage)} (${µs(row.userPerMessage)} + ${µs(row.systemPerMessage)}) |`,
+    );
+  }
+  lines.push(
+    `Runs per implementation: ${CONCURRENT_RUNS}, taken in turn. Go uses every core (GOMAXPROCS = CPUs) unless stated; the library's async API runs on one JavaScript thread.`,
+  );
+  return lines;
 }
 
 /** The command line of this run, for the README. */
@@ -1164,20 +1356,14 @@ function printRatioTable(): void {
   for (const impl of implementations.filter((impl) => impl.missing !== null)) {
     lines.push(`${impl.name}: missing (${impl.missing})`);
   }
-  const concurrentLine = (name: string, c: ConcurrentSummary | { error: string }) =>
-    "error" in c
-      ? `- ${name}: ${c.error}`
-      : `- ${name}: ${Math.round(c.messagesPerSecond).toLocaleString("en-US")} messages/s, CPU ${
-        cpuPerMessage(c)
-      } per message`;
   lines.push("");
-  lines.push(
-    `${
-      CONCURRENT_PAIRS.toLocaleString("en-US")
-    } concurrent pairs, ${CONCURRENT_ROUNDS} ping-pongs each:`,
-  );
-  lines.push(concurrentLine("fdpass (async)", concurrent));
-  lines.push(concurrentLine("Go (goroutines)", concurrentGo));
+  lines.push(...concurrentTable(concurrentPairs));
+  const { library: lib, go } = concurrentPairs;
+  if (!("error" in lib) && !("error" in go)) {
+    lines.push(
+      `fdpass ÷ Go: ${(lib.messagesPerSecond / go.messagesPerSecond).toFixed(2)} (messages/s)`,
+    );
+  }
   const switches = switchLines();
   if (switches.length > 0) lines.push("", ...switches);
   console.log(lines.join("\n"));

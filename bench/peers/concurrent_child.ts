@@ -8,7 +8,8 @@
  *
  * Every pair runs `rounds` ping-pongs: side A sends 1 byte + 1 fd, side B
  * receives it, closes the fd and answers with 1 byte. All pairs run at the
- * same time, so most receives wait in the poller. Prints one JSON object.
+ * same time, so most receives wait in the poller. Prints one JSON object,
+ * with CPU seconds (user and system) and the poller's backend.
  *
  * @module
  */
@@ -72,6 +73,7 @@ console.log(JSON.stringify({
   cpuSystemSeconds: cpu.system / 1e6,
   threadsBefore,
   threadsDuring,
+  backend: stats.backend,
   maxRegisteredFds: maxRegistered,
   pollerWaits: stats.waits,
   maxOutstandingWaits: stats.maxOutstandingWaits,
