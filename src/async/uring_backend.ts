@@ -39,6 +39,9 @@ const DOORBELL = 2;
 /** Submission entries: one poll and its send. */
 const ENTRIES = 2;
 
+/** How often the bound of a wait is checked, in milliseconds. */
+const TICK_MS = 1_000;
+
 /** The kernel's answer to `MAP_FAILED`. */
 const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
@@ -95,9 +98,16 @@ export class UringBackend implements Backend {
   /** errno of a failed request or submission: the backend is broken. */
   #failure = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
-  #pendingSince = 0;
+  /** Counts waits, so that the timer can tell one long wait from many short ones. */
+  #waitNumber = 0;
+  #watchedWait = -1;
+  #watchedTicks = 0;
   #bound = 10_000;
   #closed = false;
+  /** The ring fd was closed behind our back: its number is not ours to close. */
+  #ringLost = false;
+  /** The doorbell's send end was closed behind our back (the send failed with EBADF). */
+  #doorbellLost = false;
 
   /**
    * Sets up the ring, the epoll set and the doorbell.
@@ -223,7 +233,7 @@ export class UringBackend implements Backend {
     if (this.#failure !== 0) return Promise.resolve(-1);
     if (!this.#armed && !this.#submit()) return Promise.resolve(-1);
     this.#bound = timeout;
-    this.#pendingSince = performance.now();
+    this.#waitNumber++;
     this.#startTimer();
     this.#doorbell.ref();
     return new Promise((resolve) => this.#resolve = resolve);
@@ -242,6 +252,10 @@ export class UringBackend implements Backend {
       if (submitted === ENTRIES) break;
       if (submitted < 0 && errno[0] === layout.errno.EINTR) continue;
       this.#failure = submitted < 0 ? errno[0]! : layout.errno.EIO!;
+      // EBADF: closed behind our back; EOPNOTSUPP: the number is another file's now.
+      if (this.#failure === layout.errno.EBADF || this.#failure === layout.errno.EOPNOTSUPP) {
+        this.#ringLost = true;
+      }
       return false;
     }
     this.#armed = true;
@@ -258,8 +272,12 @@ export class UringBackend implements Backend {
     while (head !== tail) {
       const at = this.#cqes + (head & this.#cqMask) * u.cqe.size;
       const res = view.getInt32(at + u.cqe.res, true);
-      if (view.getUint32(at + u.cqe.userData, true) === POLL) this.#armed = false;
-      if (res < 0) this.#failure = -res;
+      const poll = view.getUint32(at + u.cqe.userData, true) === POLL;
+      if (poll) this.#armed = false;
+      if (res < 0) {
+        this.#failure = -res;
+        if (!poll && -res === libc().layout.errno.EBADF) this.#doorbellLost = true;
+      }
       head = (head + 1) >>> 0;
     }
     Atomics.store(words, this.#cqHead, head);
@@ -288,20 +306,40 @@ export class UringBackend implements Backend {
   }
 
   /**
-   * The bound of a wait: should a doorbell be lost (its socket closed
-   * behind our back), a wait pending longer than the poller's bound
-   * collects what is ready itself. One timer, not referenced.
+   * The bound of a wait: should the doorbell be lost (its socket closed
+   * behind our back, so that the kernel's send fails), a completion waits
+   * on the ring with no ring of the bell. Once a second, a pending wait
+   * whose completions have waited a whole tick, or that has lasted longer
+   * than the poller's bound, collects what is ready itself. One timer, not
+   * referenced; no clock read per wait.
    */
   #startTimer(): void {
     if (this.#timer !== undefined) return;
     const timer = setInterval(() => {
-      if (this.#resolve === null) return;
-      if (performance.now() - this.#pendingSince < this.#bound) return;
+      const resolve = this.#resolve;
+      if (resolve === null) return;
+      if (this.#watchedWait !== this.#waitNumber) {
+        this.#watchedWait = this.#waitNumber;
+        this.#watchedTicks = 0;
+        this.#completionsSeen = this.#completionsWaiting();
+        return;
+      }
+      this.#watchedTicks++;
+      const stuck = this.#completionsSeen && this.#completionsWaiting();
+      this.#completionsSeen = this.#completionsWaiting();
+      if (!stuck && this.#watchedTicks * TICK_MS < this.#bound) return;
       this.#reap();
-      this.#settle(this.#resolve, this.#failure !== 0 ? -1 : this.#epoll.collect());
-    }, 1_000);
+      this.#settle(resolve, this.#failure !== 0 ? -1 : this.#epoll.collect());
+    }, TICK_MS);
     Deno.unrefTimer(timer);
     this.#timer = timer;
+  }
+
+  #completionsSeen = false;
+
+  /** Whether completions wait on the ring, unreaped. */
+  #completionsWaiting(): boolean {
+    return Atomics.load(this.#words, this.#cqHead) !== Atomics.load(this.#words, this.#cqTail);
   }
 
   events(count: number, report: Report): void {
@@ -327,10 +365,11 @@ export class UringBackend implements Backend {
     clearInterval(this.#timer);
     if (this.#resolve !== null) this.#settle(this.#resolve, 0);
     this.#doorbell.destroy();
-    closeFd(this.#doorbellWrite);
+    // Never throws: a failed close means the fd was closed behind our back.
+    if (!this.#doorbellLost) libc().lib.close(this.#doorbellWrite);
     unmap(this.#sqes);
     unmap(this.#rings);
-    libc().lib.close(this.#ringFd);
+    if (!this.#ringLost) libc().lib.close(this.#ringFd);
     this.#epoll.close();
   }
 }
