@@ -733,6 +733,9 @@ interface MemoryReading {
   roundTrips: number;
   rss: number;
   heap: number;
+  /** V8's reservation: its young generation grows with the allocation rate, and RSS with it. */
+  heapTotal: number;
+  external: number;
 }
 interface MemoryResult {
   mode: "async" | "sync";
@@ -1229,12 +1232,23 @@ function printTables(): void {
         mib(m.heapRange)
       } | ${mib(m.heapPeak)} |`,
     );
+    const row = (label: string, pick: (r: MemoryReading) => number) => {
+      const values = m.readings.map(pick);
+      lines.push(
+        `| ${label} | ${mib(values[0]!)} | ${mib(values.at(-1)!)} | ${
+          signedMib(values.at(-1)! - values[0]!)
+        } | ${mib(Math.max(...values) - Math.min(...values))} | ${mib(Math.max(...values))} |`,
+      );
+    };
+    row("JS heap reserved (heapTotal)", (r) => r.heapTotal);
+    row("external (array buffers)", (r) => r.external);
     const series = (pick: (r: MemoryReading) => number) =>
       m.readings.map((r) => (pick(r) / 2 ** 20).toFixed(2)).join(", ");
     lines.push(
       `RSS after the warm-up and after each tenth of the round trips: ${series((r) => r.rss)} MiB`,
     );
-    lines.push(`JS heap at the same points: ${series((r) => r.heap)} MiB`);
+    lines.push(`JS heap used at the same points: ${series((r) => r.heap)} MiB`);
+    lines.push(`JS heap reserved at the same points: ${series((r) => r.heapTotal)} MiB`);
     if (m.mode === "async") {
       lines.push(
         `Poller: ${m.backend}, ${number.format(m.pollerWaits)} waits (warm-up included)`,
