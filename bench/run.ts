@@ -59,7 +59,7 @@
  * memory section runs `peers/memory_child.ts` in a fresh process (with
  * `--expose-gc`, so garbage is collected before each reading) and reads
  * VmRSS and `Deno.memoryUsage().heapUsed` after a warm-up and after each
- * tenth of 1,000,000 round trips with an fd (10,000 with `--smoke`): async
+ * tenth of 1,000,000 round trips with an fd (5,000 with `--smoke`): async
  * ones, where every message is taken by the poller, and sync ones.
  *
  * `--smoke` runs few iterations (well under a minute) so that CI keeps the
@@ -184,7 +184,7 @@ const items: WorkItem[] = [
 
 const CONCURRENT_CHILD = new URL("./peers/concurrent_child.ts", import.meta.url);
 
-const MEMORY_ROUND_TRIPS = smoke ? 10_000 : 1_000_000;
+const MEMORY_ROUND_TRIPS = smoke ? 5_000 : 1_000_000;
 
 /** The spin budget of the "async, spin" rows. */
 const SPIN_MICROSECONDS = 50;
@@ -866,7 +866,8 @@ function summarizeRuns<T extends ConcurrentSummary>(name: string, runs: T[]): Co
   };
 }
 
-function concurrentLibraryRun(): ConcurrentResult {
+/** The library's run; `backend` picks the poller's backend (default: the library's choice). */
+function concurrentLibraryRun(backend?: "epoll"): ConcurrentResult {
   const [program, programArgs] = limited(Deno.execPath(), [
     "run",
     "--quiet",
@@ -875,6 +876,7 @@ function concurrentLibraryRun(): ConcurrentResult {
     CONCURRENT_CHILD.pathname,
     String(CONCURRENT_PAIRS),
     String(CONCURRENT_ROUNDS),
+    ...(backend === undefined ? [] : [backend]),
   ], 300);
   const output = new Deno.Command(program, { args: programArgs, stdin: "null" }).outputSync();
   if (!output.success) {
@@ -902,9 +904,13 @@ type ConcurrentOutcome<T extends ConcurrentSummary> = ConcurrentRuns<T> | {
   error: string;
 };
 
+/** The poller backend the library's concurrent row gets by default. */
+const defaultPoller = hasAsync ? await pollerBackend(current) : null;
+
 /** Runs the implementations in turn, `CONCURRENT_RUNS` times. */
 function measureConcurrent(): {
   library: ConcurrentOutcome<ConcurrentResult>;
+  libraryEpoll: ConcurrentOutcome<ConcurrentResult>;
   go: ConcurrentOutcome<ConcurrentSummary>;
   goOneThread: ConcurrentOutcome<ConcurrentSummary>;
 } {
@@ -918,7 +924,20 @@ function measureConcurrent(): {
     {
       name: "fdpass (async)",
       skip: hasAsync ? null : "async API not available",
-      measure: concurrentLibraryRun,
+      measure: () => concurrentLibraryRun(),
+      runs: [],
+      error: null,
+    },
+    {
+      name: "fdpass (async, epoll backend)",
+      skip: defaultPoller === null
+        ? "async API not available"
+        : defaultPoller !== "io_uring"
+        ? `n/a: the default backend is ${defaultPoller}`
+        : smoke
+        ? "full run only"
+        : null,
+      measure: () => concurrentLibraryRun("epoll"),
       runs: [],
       error: null,
     },
@@ -931,7 +950,11 @@ function measureConcurrent(): {
     },
     {
       name: "Go (goroutines, GOMAXPROCS=1)",
-      skip: typeof goProgram === "object" ? `missing: ${goProgram.missing}` : null,
+      skip: typeof goProgram === "object"
+        ? `missing: ${goProgram.missing}`
+        : smoke
+        ? "full run only"
+        : null,
       measure: () => concurrentGoRun(goProgram as string, 1),
       runs: [],
       error: null,
@@ -955,7 +978,12 @@ function measureConcurrent(): {
       ? { name: c.name, error: problem }
       : summarizeRuns(c.name, c.runs as T[]);
   };
-  return { library: outcome(0), go: outcome(1), goOneThread: outcome(2) };
+  return {
+    library: outcome(0),
+    libraryEpoll: outcome(1),
+    go: outcome(2),
+    goOneThread: outcome(3),
+  };
 }
 const concurrentPairs = measureConcurrent();
 log("  done: concurrent pairs (library and Go)");
@@ -1313,7 +1341,7 @@ function concurrentTable(c: typeof concurrentPairs): string[] {
     } concurrent pairs, ${CONCURRENT_ROUNDS} ping-pongs each | messages/s (median) | lowest–highest | CPU per message (user + system) |`,
     "| --- | ---: | ---: | ---: |",
   ];
-  for (const row of [c.library, c.go, c.goOneThread]) {
+  for (const row of [c.library, c.libraryEpoll, c.go, c.goOneThread]) {
     if ("error" in row) {
       lines.push(`| ${row.name} | ${row.error} | | |`);
       continue;

@@ -4,7 +4,7 @@
  * the process' thread count, to show that the shared poller stays one
  * waiting call (one blocking thread) however many sockets wait.
  *
- *   deno run --allow-ffi bench/peers/concurrent_child.ts <pairs> <rounds>
+ *   deno run --allow-ffi bench/peers/concurrent_child.ts <pairs> <rounds> [io_uring|epoll|poll]
  *
  * Every pair runs `rounds` ping-pongs: side A sends 1 byte + 1 fd, side B
  * receives it, closes the fd and answers with 1 byte. All pairs run at the
@@ -15,11 +15,14 @@
  */
 
 import process from "node:process";
-import { openFd, pollerStats, UnixSocket } from "../../mod.ts";
+import { configurePoller, openFd, pollerStats, UnixSocket } from "../../mod.ts";
 import { readProcFile } from "../support.ts";
 
 const pairs = Number(Deno.args[0] ?? 1000);
 const rounds = Number(Deno.args[1] ?? 100);
+// The poller's backend; the default is the library's choice.
+const backend = Deno.args[2] as "io_uring" | "epoll" | "poll" | undefined;
+if (backend !== undefined) configurePoller({ backend });
 
 function threads(): number | null {
   const match = readProcFile("/proc/self/status")?.match(/^Threads:\s+(\d+)/m);
