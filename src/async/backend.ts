@@ -5,7 +5,20 @@
  * @module
  */
 
-/** The backends: `"io_uring"` (Linux, the doorbell), `"epoll"` (Linux), `"poll"` (anywhere). */
+/**
+ * The poller's backends: `"io_uring"` (Linux 5.7+, a doorbell that Deno's
+ * event loop watches), `"epoll"` (Linux, one `epoll_wait` in Deno's
+ * blocking pool) and `"poll"` (anywhere).
+ *
+ * @example The backend waits use here
+ * ```ts
+ * import { type BackendName, pollerStats, waitWritable } from "@fdpass/fdpass";
+ *
+ * await waitWritable(1); // the first wait starts the poller
+ * const backend: BackendName = pollerStats().backend;
+ * console.log(backend, pollerStats().fallbackReason ?? "");
+ * ```
+ */
 export type BackendName = "io_uring" | "epoll" | "poll";
 
 /** What the poller wants to know about one fd. */
