@@ -82,7 +82,7 @@ export {
 } from "./src/unix_socket.ts";
 export type { FdLike } from "./src/core/checks.ts";
 export type { ReceiveOptions } from "./src/core/transfer.ts";
-export type { Received } from "./src/core/message.ts";
+export type { Received, ReceivedInto } from "./src/core/message.ts";
 export type { SocketType } from "./src/core/socket_calls.ts";
 export type { SocketAddress, UnixAddress } from "./src/core/address.ts";
 export type { MessageCredentials, PeerCredentials } from "./src/core/credentials.ts";

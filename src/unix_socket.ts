@@ -15,7 +15,7 @@ import {
   type PeerCredentials,
   peerCredentialsOf,
 } from "./core/credentials.ts";
-import type { Received } from "./core/message.ts";
+import type { Received, ReceivedInto } from "./core/message.ts";
 import {
   acceptFd,
   checkBacklog,
@@ -34,11 +34,13 @@ import {
 import { setCloseOnExec, setNonblocking } from "./core/fd_ops.ts";
 import { bindAndRemember, type SocketFile, unlinkIfSame } from "./core/socket_file.ts";
 import {
+  checkReceiveInto,
   collectFds,
   receiveLimits,
   type ReceiveOptions,
   recvBlocking,
-  sendBlocking,
+  recvIntoBlocking,
+  sendMessageSync,
   startSend,
 } from "./core/transfer.ts";
 import { acceptAsync, connectAsync, recvAsync } from "./async/drivers.ts";
@@ -46,7 +48,14 @@ import { SendQueue } from "./async/send_queue.ts";
 import { adoptFd, OwnedFd } from "./owned_fd.ts";
 import { type Socket, toNetSocket } from "./adapters/handoff.ts";
 
-export type { FdLike, MessageCredentials, PeerCredentials, ReceiveOptions, SocketType };
+export type {
+  FdLike,
+  MessageCredentials,
+  PeerCredentials,
+  ReceivedInto,
+  ReceiveOptions,
+  SocketType,
+};
 export type { SocketAddress, UnixAddress };
 
 const adopt = (fd: number): OwnedFd => new OwnedFd(fd);
@@ -457,7 +466,7 @@ export class UnixSocket {
   sendSync(data: Uint8Array | string, options?: SendOptions): number {
     const fd = this.fd;
     this.#sends.checkSync();
-    return sendBlocking(fd, startSend(this.#type, data, collectFds(options?.fds), null, false));
+    return sendMessageSync(fd, this.#type, data, options?.fds, null);
   }
 
   /**
@@ -492,7 +501,7 @@ export class UnixSocket {
       );
     }
     this.#sends.checkSync();
-    return sendBlocking(fd, startSend("dgram", data, collectFds(options?.fds), address, false));
+    return sendMessageSync(fd, "dgram", data, options?.fds, address);
   }
 
   /**
@@ -526,6 +535,78 @@ export class UnixSocket {
     const fd = this.fd;
     const [maxBytes, maxFds] = receiveLimits(options, this.#type);
     return recvBlocking(fd, this.#type, maxBytes, maxFds, false, adopt);
+  }
+
+  /**
+   * Receives one message into buffers the caller owns and reuses, blocking
+   * until one arrives: the receive for hot loops, which allocates nothing
+   * when `result` is passed.
+   *
+   * The data is copied into the start of `buffer`, whose length is the
+   * capacity (like `maxBytes`; on a seqpacket or dgram socket a longer
+   * message is cut and `truncated` set). The buffer is written only after
+   * the kernel is done, from the library's own receive buffer, so any
+   * `Uint8Array` works, on a resizable or shared `ArrayBuffer` too.
+   *
+   * The received fds are written as numbers into the start of `fds`, whose
+   * length is the most accepted (like `maxFds`). They are close-on-exec and
+   * belong to the caller from then on, with no `OwnedFd` around them and no
+   * garbage-collection backstop: close each one (`new OwnedFd(n).close()`),
+   * adopt it (`new OwnedFd(n)`), or pass it on (`sendSync(data, { fds:
+   * fds.subarray(0, count) })`). When more fds arrive than `fds` holds, or
+   * the kernel reports `MSG_CTRUNC`, every fd that arrived is closed and a
+   * {@linkcode ControlTruncatedError} is thrown, as from `recvSync`; the data
+   * is in `buffer` then, and in the error.
+   *
+   * Bad arguments throw a `TypeError` or `RangeError` before anything is
+   * received. Other rules as in {@linkcode UnixSocket.recvSync}.
+   *
+   * @param buffer Where the data goes; at least 1 byte on a stream socket.
+   * @param fds Where the fd numbers go; `null` or nothing accepts none.
+   * @param result An object to write the counts into and return, reused
+   * from call to call (a new one is made when it is left out).
+   * @returns `result` with `bytes` (data bytes in `buffer`), `fds` (fd
+   * numbers in `fds`), `truncated` and `credentials`; or `null` at end of
+   * stream (and, on a seqpacket socket, for an empty record with no fds),
+   * leaving `result` as it was.
+   *
+   * @example Receive in a loop without allocating
+   * ```ts
+   * import { openFd, OwnedFd, type ReceivedInto, UnixSocket } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const [a, b] = UnixSocket.pair();
+   * using devNull = openFd("/dev/null");
+   * a.sendSync("one", { fds: [devNull] });
+   * a.sendSync("two", { fds: [devNull, devNull] });
+   * a.close();
+   *
+   * const buffer = new Uint8Array(1024);
+   * const fds = new Int32Array(8);
+   * const result: ReceivedInto = { bytes: 0, fds: 0, truncated: false, credentials: null };
+   * const seen: string[] = [];
+   * while (b.recvIntoSync(buffer, fds, result) !== null) {
+   *   seen.push(`${new TextDecoder().decode(buffer.subarray(0, result.bytes))}: ${result.fds}`);
+   *   for (let i = 0; i < result.fds; i++) new OwnedFd(fds[i]!).close(); // ours to close
+   * }
+   * assertEquals(seen, ["one: 1", "two: 2"]);
+   * b.close();
+   * ```
+   */
+  recvIntoSync(
+    buffer: Uint8Array,
+    fds?: Int32Array | null,
+    result?: ReceivedInto,
+  ): ReceivedInto | null {
+    const fd = this.fd;
+    checkReceiveInto(buffer, fds, result, this.#type);
+    return recvIntoBlocking(
+      fd,
+      this.#type,
+      buffer,
+      fds ?? null,
+      result ?? { bytes: 0, fds: 0, truncated: false, credentials: null },
+    );
   }
 
   /**

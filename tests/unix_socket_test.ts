@@ -13,12 +13,15 @@ import {
   assert,
   assertEquals,
   assertFalse,
+  assertGreaterOrEqual,
   assertNotEquals,
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
 import type { Socket } from "node:net";
-import { borrowFd, openFd, UnixListener, UnixSocket } from "../mod.ts";
+import { borrowFd, openFd, pipe, UnixListener, UnixSocket } from "../mod.ts";
+import { libc } from "../ffi/libc.ts";
+import { setIntOption } from "../src/core/socket_calls.ts";
 import {
   closeAll,
   decoder,
@@ -551,3 +554,126 @@ leakCheckedTest(
     }
   },
 );
+
+leakCheckedTest(
+  "sendSync() refuses fds with empty data on a stream and sends nothing",
+  () => {
+    const [a, b] = UnixSocket.pair();
+    using devNull = openFd("/dev/null");
+    try {
+      for (const data of ["", new Uint8Array(0)]) {
+        assertThrows(
+          () => a.sendSync(data, { fds: [devNull] }),
+          TypeError,
+          'Argument "data" must not be empty when sending fds on a stream socket',
+        );
+      }
+      // Without fds an empty write is no message at all.
+      assertEquals(a.sendSync(""), 0);
+      assertFalse(isReady(b.fd));
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);
+
+/**
+ * A child that connects to `path`, waits 300 ms, then receives until end of
+ * stream and reports the bytes (checked against the pattern `i & 0xff`) and
+ * the fds of each read.
+ */
+function slowReaderScript(): string {
+  return `
+    import { UnixSocket } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+    const socket = UnixSocket.connectSync(Deno.args[0]);
+    socket.sendSync("connected");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    let bytes = 0;
+    let mismatch = -1;
+    const fdsPerRead = [];
+    for (;;) {
+      const message = socket.recvSync({ maxBytes: 1 << 20 });
+      if (message === null) break;
+      for (let i = 0; i < message.data.length; i++) {
+        if (mismatch < 0 && message.data[i] !== ((bytes + i) & 0xff)) mismatch = bytes + i;
+      }
+      bytes += message.data.length;
+      fdsPerRead.push(message.fds.length);
+      for (const fd of message.fds) fd.close();
+    }
+    socket.close();
+    console.log(JSON.stringify({ bytes, mismatch, fds: fdsPerRead.reduce((a, b) => a + b, 0), firstRead: fdsPerRead[0] }));
+  `;
+}
+
+for (const prefill of [false, true]) {
+  leakCheckedTest(
+    prefill
+      ? "sendSync() on a nonblocking stream socket whose buffer is full waits, then sends the data and the fds once"
+      : "sendSync() on a nonblocking stream socket continues a short send to the end, with the fds on the first part only",
+    async () => {
+      const temp = tempSocketPath();
+      const listener = UnixSocket.listen(temp.path);
+      const script = `${temp.dir}/reader.ts`;
+      Deno.writeTextFileSync(script, slowReaderScript());
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "--quiet", "--no-lock", "--allow-ffi", script, temp.path],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const [readEnd, writeEnd] = pipe();
+      let total = 0;
+      try {
+        await pollUntilReadable(listener.fd, "the reader to connect");
+        const connection = listener.acceptSync();
+        try {
+          assertEquals(text(connection.recvSync()!.data), "connected");
+          const { layout } = libc();
+          // A small send buffer (SO_SNDBUF: 7 on Linux, 0x1001 on BSD), so
+          // that a message of 60 KiB takes several sendmsg calls.
+          const soSndbuf = layout.constants.SOL_SOCKET === 1 ? 7 : 0x1001;
+          setIntOption(connection.fd, layout.constants.SOL_SOCKET, soSndbuf, 8192);
+          borrowFd(connection.fd).nonblocking = true;
+          let sent = 0;
+          if (prefill) {
+            // Fill the buffer until the kernel refuses more (EAGAIN).
+            const { lib } = libc();
+            const chunk = new Uint8Array(1024).map((_, i) => i & 0xff);
+            for (;;) {
+              const n = Number(lib.write(connection.fd, chunk, BigInt(chunk.byteLength)));
+              if (n < 0) break;
+              sent += n;
+              if (n < chunk.byteLength) break;
+            }
+            assert(sent > 0 && sent % 1024 === 0, `prefilled ${sent} bytes`);
+          }
+          const start = performance.now();
+          // The rest of the pattern, from where the prefill stopped.
+          const rest = new Uint8Array(60 * 1024).map((_, i) => (sent + i) & 0xff);
+          assertEquals(connection.sendSync(rest, { fds: [writeEnd] }), rest.byteLength);
+          assertGreaterOrEqual(performance.now() - start, 150, "it waited for the reader");
+          total = sent + rest.byteLength;
+        } finally {
+          connection.close();
+        }
+        const output = await child.output();
+        const stderr = decoder.decode(output.stderr);
+        assert(output.success, stderr);
+        const report = JSON.parse(decoder.decode(output.stdout));
+        assertEquals(report.mismatch, -1, JSON.stringify(report));
+        assertEquals(report.bytes, total, JSON.stringify(report));
+        assertEquals(report.fds, 1, "the fds went exactly once");
+        if (!prefill) assertEquals(report.firstRead, 1, "with the first part");
+      } finally {
+        try {
+          child.kill();
+        } catch {
+          // Exited.
+        }
+        closeAll(listener, readEnd, writeEnd);
+        temp.cleanup();
+      }
+    },
+  );
+}

@@ -13,9 +13,8 @@
  */
 
 import { libc } from "../../ffi/libc.ts";
-import type { Layout } from "../../ffi/layout.ts";
+import { type Layout, layouts, platformKey } from "../../ffi/layout.ts";
 import {
-  cmsgAlign,
   cmsgDataOffset,
   cmsgLen,
   cmsgSpace,
@@ -31,6 +30,32 @@ const INITIAL_DATA_CAPACITY = 64 * 1024;
 
 function addressOf(buffer: ArrayBuffer): bigint {
   return Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer));
+}
+
+const TWO_32 = 2 ** 32;
+
+/**
+ * Writes `value` (a non-negative integer below 2^53, such as an address)
+ * into a field of `size` bytes. An 8-byte field is written as two
+ * little-endian u32 halves (every supported target is little-endian), which
+ * needs no BigInt and also zeroes musl's pad word (docs/abi.md).
+ */
+function writeWord(view: DataView, offset: number, size: number, value: number): void {
+  if (size === 8) {
+    view.setUint32(offset, value % TWO_32, true);
+    view.setUint32(offset + 4, Math.floor(value / TWO_32), true);
+  } else {
+    view.setUint32(offset, value, true);
+  }
+}
+
+/**
+ * {@linkcode writeWord} for a length below 2^32: the high half of an 8-byte
+ * field is 0, and no division is needed.
+ */
+function writeLength(view: DataView, offset: number, size: number, value: number): void {
+  view.setUint32(offset, value, true);
+  if (size === 8) view.setUint32(offset + 4, 0, true);
 }
 
 /** A reusable `msghdr` with its iovec, name, control and data buffers. */
@@ -53,27 +78,51 @@ export class MessageKit {
   data: Uint8Array;
   // Kept so the data's backing store lives as long as its address is in use.
   #dataMemory: ArrayBuffer;
+  // Field offsets and widths from the layout, read once: the hot paths make
+  // no libc() call and no BigInt.
+  readonly #iovBase: number;
+  readonly #iovLen: number;
+  readonly #iovLenSize: number;
+  readonly #pointerSize: number;
+  /** Offset of `msg_namelen` (u32). */
+  readonly namelenAt: number;
+  /** Offset of `msg_controllen`. */
+  readonly controllenAt: number;
+  /** Whether `msg_controllen` is 8 bytes wide (its high half is then written 0). */
+  readonly controllenWide: boolean;
+  /** Offset of `msg_flags`. */
+  readonly flagsAt: number;
+  // The data buffer's address as a Number (exact: user-space addresses are
+  // below 2^53 on every supported platform).
+  #dataBase = 0;
 
   constructor(controlCapacity: number) {
     const { layout } = libc();
-    const iovOffset = align8(layout.msghdr.size);
+    const m = layout.msghdr;
+    const iovOffset = align8(m.size);
     this.nameOffset = iovOffset + layout.iovec.size;
     this.controlOffset = align8(this.nameOffset + SOCKADDR_CAPACITY);
     this.controlCapacity = controlCapacity;
-    this.#controlCapacityBig = BigInt(controlCapacity);
+    this.#iovBase = iovOffset + layout.iovec.base;
+    this.#iovLen = iovOffset + layout.iovec.len;
+    this.#iovLenSize = layout.iovec.size - layout.iovec.len;
+    this.#pointerSize = layout.iovec.len - layout.iovec.base;
+    this.namelenAt = m.namelen;
+    this.controllenAt = m.controllen;
+    this.controllenWide = m.controllenSize === 8;
+    this.flagsAt = m.flags;
     this.memory = new ArrayBuffer(this.controlOffset + controlCapacity);
     this.view = new DataView(this.memory);
     this.bytes = new Uint8Array(this.memory);
     const base = addressOf(this.memory);
     this.header = Deno.UnsafePointer.create(base)!;
-    const m = layout.msghdr;
     this.view.setBigUint64(m.iov, base + BigInt(iovOffset), true);
-    this.#setWord(m.iovlen, m.iovlenSize, 1);
+    writeLength(this.view, m.iovlen, m.iovlenSize, 1);
     this.view.setBigUint64(m.control, base + BigInt(this.controlOffset), true);
     this.view.setBigUint64(m.name, base + BigInt(this.nameOffset), true);
     this.#dataMemory = new ArrayBuffer(INITIAL_DATA_CAPACITY);
     this.data = new Uint8Array(this.#dataMemory);
-    this.#pointIov(iovOffset);
+    this.#pointIov();
   }
 
   /** Makes the data buffer at least `size` bytes. */
@@ -83,22 +132,18 @@ export class MessageKit {
     while (capacity < size) capacity *= 2;
     this.#dataMemory = new ArrayBuffer(capacity);
     this.data = new Uint8Array(this.#dataMemory);
-    this.#pointIov(align8(libc().layout.msghdr.size));
+    this.#pointIov();
   }
 
   /** Sets `iov_base` to `offset` bytes into the data buffer and `iov_len`. */
   setIov(offset: number, length: number): void {
-    // Most messages repeat the previous iovec: skip the BigInt writes then.
+    // Most messages repeat the previous iovec: skip the writes then.
     if (offset === this.#iovOffset && length === this.#iovLength) return;
-    const { layout } = libc();
-    const iov = align8(layout.msghdr.size);
-    this.view.setBigUint64(
-      iov + layout.iovec.base,
-      this.#dataBase + BigInt(offset),
-      true,
-    );
-    this.view.setBigUint64(iov + layout.iovec.len, BigInt(length), true);
-    this.#iovOffset = offset;
+    if (offset !== this.#iovOffset) {
+      writeWord(this.view, this.#iovBase, this.#pointerSize, this.#dataBase + offset);
+      this.#iovOffset = offset;
+    }
+    writeLength(this.view, this.#iovLen, this.#iovLenSize, length);
     this.#iovLength = length;
   }
 
@@ -107,12 +152,12 @@ export class MessageKit {
 
   /** Sets `msg_namelen` (0 for no address). */
   setNameLength(length: number): void {
-    this.view.setUint32(libc().layout.msghdr.namelen, length, true);
+    this.view.setUint32(this.namelenAt, length, true);
   }
 
   /** Reads `msg_namelen`. */
   nameLength(): number {
-    return this.view.getUint32(libc().layout.msghdr.namelen, true);
+    return this.view.getUint32(this.namelenAt, true);
   }
 
   /** The `sockaddr_un` area. */
@@ -122,63 +167,45 @@ export class MessageKit {
 
   /** Sets `msg_controllen`. */
   setControlLength(length: number): void {
-    const m = libc().layout.msghdr;
-    if (length === 0 && m.controllenSize === 8) this.view.setBigUint64(m.controllen, 0n, true);
-    else this.#setWord(m.controllen, m.controllenSize, length);
+    this.view.setUint32(this.controllenAt, length, true);
+    if (this.controllenWide) this.view.setUint32(this.controllenAt + 4, 0, true);
   }
 
   /** Fd count of the `SCM_RIGHTS` header now in the control buffer, or -1. */
   rightsCount = -1;
-  /** `CMSG_SPACE` of that header, as a number and as a BigInt. */
+  /** `CMSG_SPACE` of that header. */
   rightsSpace = 0;
-  rightsSpaceBig = 0n;
+  /** Offset in {@linkcode MessageKit.view} of its first fd. */
+  rightsAt = 0;
 
   /** Sets `msg_controllen` to the whole control buffer (before `recvmsg`). */
   offerWholeControl(): void {
-    const m = libc().layout.msghdr;
-    if (m.controllenSize === 8) {
-      this.view.setBigUint64(m.controllen, this.#controlCapacityBig, true);
-    } else this.view.setUint32(m.controllen, this.controlCapacity, true);
+    this.setControlLength(this.controlCapacity);
   }
-
-  #controlCapacityBig = 0n;
 
   /** Reads `msg_controllen`. */
   controlLength(): number {
     // A 64-bit msg_controllen never exceeds our buffer, and every supported
     // target is little-endian: its low half is the value (the kernel and
     // musl leave the high half 0, docs/abi.md). No BigInt needed.
-    const m = libc().layout.msghdr;
-    const low = this.view.getUint32(m.controllen, true);
-    if (m.controllenSize === 8 && this.view.getUint32(m.controllen + 4, true) !== 0) {
+    const low = this.view.getUint32(this.controllenAt, true);
+    if (this.controllenWide && this.view.getUint32(this.controllenAt + 4, true) !== 0) {
       return Number.MAX_SAFE_INTEGER;
     }
     return low;
   }
 
-  /** Reads and clears `msg_flags`. */
+  /** Reads `msg_flags` (a successful `recvmsg` always writes it). */
   takeFlags(): number {
-    const offset = libc().layout.msghdr.flags;
-    const flags = this.view.getInt32(offset, true);
-    this.view.setInt32(offset, 0, true);
-    return flags;
+    return this.view.getInt32(this.flagsAt, true);
   }
 
-  #dataBase = 0n;
-
-  #pointIov(iovOffset: number): void {
-    this.#dataBase = addressOf(this.#dataMemory);
+  #pointIov(): void {
+    this.#dataBase = Number(addressOf(this.#dataMemory));
+    writeWord(this.view, this.#iovBase, this.#pointerSize, this.#dataBase);
+    writeLength(this.view, this.#iovLen, this.#iovLenSize, 0);
     this.#iovOffset = 0;
     this.#iovLength = 0;
-    const { layout } = libc();
-    this.view.setBigUint64(iovOffset + layout.iovec.base, this.#dataBase, true);
-    this.view.setBigUint64(iovOffset + layout.iovec.len, 0n, true);
-  }
-
-  #setWord(offset: number, size: 4 | 8, value: number): void {
-    // Writing 8 bytes also zeroes musl's pad word (docs/abi.md).
-    if (size === 8) this.view.setBigUint64(offset, BigInt(value), true);
-    else this.view.setUint32(offset, value, true);
   }
 }
 
@@ -202,45 +229,71 @@ export function getRecvKit(): MessageKit {
 }
 
 /**
- * Writes one `SCM_RIGHTS` message with `fds` into the send kit's control
- * buffer and sets `msg_controllen`, or sets it to 0 for no fds.
+ * Prepares the `SCM_RIGHTS` header for `n` fds in the send kit's control
+ * buffer (kept while the count stays the same) and sets `msg_controllen`.
  *
  * `msg_controllen` is exactly `CMSG_SPACE(n * 4)`: 16 or more zero bytes of
  * slack give EINVAL on Linux (`__scm_send` in net/core/scm.c), and macOS
  * wants `cmsg_len == msg_controllen` (docs/abi.md), which `CMSG_SPACE`
  * equals there for ints.
  *
+ * @returns The offset in `kit.view` where the first fd goes.
+ */
+function rightsHeader(kit: MessageKit, n: number): number {
+  // The header only changes with the fd count: most messages reuse it.
+  if (n !== kit.rightsCount) buildRightsHeader(kit, n);
+  kit.setControlLength(kit.rightsSpace);
+  return kit.rightsAt;
+}
+
+function buildRightsHeader(kit: MessageKit, n: number): void {
+  const { layout } = libc();
+  const base = kit.controlOffset;
+  const h = layout.cmsghdr;
+  const space = cmsgSpace(layout, n * FD_SIZE);
+  kit.bytes.fill(0, base, base + space);
+  writeLength(kit.view, base + h.len, h.lenSize, cmsgLen(layout, n * FD_SIZE));
+  kit.view.setInt32(base + h.level, layout.constants.SOL_SOCKET, true);
+  kit.view.setInt32(base + h.type, layout.constants.SCM_RIGHTS, true);
+  kit.rightsCount = n;
+  kit.rightsSpace = space;
+  kit.rightsAt = base + cmsgDataOffset(layout);
+}
+
+/**
+ * Writes one `SCM_RIGHTS` message with `fds` into the send kit's control
+ * buffer and sets `msg_controllen`, or sets it to 0 for no fds.
+ *
  * @param kit The send kit.
  * @param fds The fd numbers, already validated.
  */
 export function writeRights(kit: MessageKit, fds: readonly number[]): void {
-  const { layout } = libc();
   const n = fds.length;
   if (n === 0) {
     kit.setControlLength(0);
     return;
   }
-  const base = kit.controlOffset;
+  const at = rightsHeader(kit, n);
   const view = kit.view;
-  // The header only changes with the fd count: most messages reuse it.
-  if (n !== kit.rightsCount) {
-    const h = layout.cmsghdr;
-    const space = cmsgSpace(layout, n * FD_SIZE);
-    kit.bytes.fill(0, base, base + space);
-    const len = cmsgLen(layout, n * FD_SIZE);
-    if (h.lenSize === 8) view.setBigUint64(base + h.len, BigInt(len), true);
-    else view.setUint32(base + h.len, len, true);
-    view.setInt32(base + h.level, layout.constants.SOL_SOCKET, true);
-    view.setInt32(base + h.type, layout.constants.SCM_RIGHTS, true);
-    kit.rightsCount = n;
-    kit.rightsSpace = space;
-    kit.rightsSpaceBig = BigInt(space);
+  for (let i = 0; i < n; i++) view.setInt32(at + i * FD_SIZE, fds[i]!, true);
+}
+
+/**
+ * {@linkcode writeRights} for the first `count` numbers of an `Int32Array`
+ * (the synchronous send's collection).
+ *
+ * @param kit The send kit.
+ * @param fds The fd numbers, already validated.
+ * @param count How many of them to send.
+ */
+export function writeRightsFrom(kit: MessageKit, fds: Int32Array, count: number): void {
+  if (count === 0) {
+    kit.setControlLength(0);
+    return;
   }
-  const data = base + cmsgDataOffset(layout);
-  for (let i = 0; i < n; i++) view.setInt32(data + i * FD_SIZE, fds[i]!, true);
-  const m = layout.msghdr;
-  if (m.controllenSize === 8) view.setBigUint64(m.controllen, kit.rightsSpaceBig, true);
-  else view.setUint32(m.controllen, kit.rightsSpace, true);
+  const at = rightsHeader(kit, count);
+  const view = kit.view;
+  for (let i = 0; i < count; i++) view.setInt32(at + i * FD_SIZE, fds[i]!, true);
 }
 
 /** What one `recvmsg` delivered, after the control data was parsed. */
@@ -258,6 +311,28 @@ export interface Received<F> {
   credentials: MessageCredentials | null;
   /** The sender's address; present only when asked for. */
   address?: SocketAddress;
+}
+
+/**
+ * What a receive into the caller's buffers delivered: counts, written into
+ * an object the caller may pass again for the next message.
+ */
+export interface ReceivedInto {
+  /** How many data bytes were written to the start of the buffer. */
+  bytes: number;
+  /**
+   * How many fds were written to the start of the fds array. They are
+   * close-on-exec, and the caller owns them: close each one, adopt it with
+   * `new OwnedFd(n)`, or pass it on.
+   */
+  fds: number;
+  /**
+   * Whether a datagram or record was longer than the buffer (`MSG_TRUNC`);
+   * the rest of it is lost. Always `false` on a stream.
+   */
+  truncated: boolean;
+  /** The sender's `SCM_CREDENTIALS`, when the socket has `SO_PASSCRED` on (Linux). */
+  credentials: MessageCredentials | null;
 }
 
 /** What {@linkcode walkControl} found in a control buffer. */
@@ -289,45 +364,235 @@ export function walkControl(
   length: number,
   into: ControlContents,
 ): ControlContents {
-  const c = layout.constants;
-  const h = layout.cmsghdr;
-  const dataOffset = cmsgDataOffset(layout);
-  let offset = 0;
-  while (offset + h.size <= length) {
-    // cmsg_len: the low half of a 64-bit field (little-endian); a high half
-    // that is not 0 means a corrupt header, which ends the walk.
-    const len = h.lenSize === 8 && view.getUint32(base + offset + h.len + 4, true) !== 0
-      ? 0
-      : view.getUint32(base + offset + h.len, true);
-    if (len < h.size || offset + len > length) break;
-    const level = view.getInt32(base + offset + h.level, true);
-    const type = view.getInt32(base + offset + h.type, true);
-    if (level === c.SOL_SOCKET && type === c.SCM_RIGHTS) {
-      // Whole ints only; CMSG_DATA may be unaligned for int on some ABIs,
-      // which DataView reads handle.
-      const n = Math.floor((len - dataOffset) / FD_SIZE);
-      for (let i = 0; i < n; i++) {
-        into.fds.push(view.getInt32(base + offset + dataOffset + i * FD_SIZE, true));
-      }
-    } else if (
-      layout.features.passCredentials && level === c.SOL_SOCKET &&
-      type === c.SCM_CREDENTIALS && len - dataOffset >= layout.ucredSize
-    ) {
-      const at = base + offset + dataOffset;
-      // SCM_CREDENTIALS carries a struct ucred, the struct SO_PEERCRED
-      // returns on Linux (unix(7)).
-      into.credentials = {
-        pid: view.getInt32(at + layout.peerCredentials.pidOffset, true),
-        uid: view.getUint32(at + layout.peerCredentials.uidOffset, true),
-        gid: view.getUint32(at + layout.peerCredentials.gidOffset, true),
-      };
-    }
-    offset += cmsgAlign(layout, len);
-  }
+  // Every fd takes 4 bytes of the buffer: room for all of them.
+  const fds = new Int32Array(Math.floor(length / FD_SIZE));
+  const count = scanControl(shapeOf(layout), view, base, length, fds);
+  for (let i = 0; i < count; i++) into.fds.push(fds[i]!);
+  if (scannedCredentials !== null) into.credentials = scannedCredentials;
   return into;
 }
 
-const found: ControlContents = { fds: [], credentials: null };
+/** The `SCM_CREDENTIALS` found by the last {@linkcode scanControl}, or `null`. */
+let scannedCredentials: MessageCredentials | null = null;
+
+/** What the control walk needs of a layout, read out once per layout. */
+interface ControlShape {
+  readonly layout: Layout;
+  readonly headerSize: number;
+  readonly lenAt: number;
+  readonly wideLen: boolean;
+  readonly levelAt: number;
+  readonly typeAt: number;
+  readonly alignMask: number;
+  readonly dataOffset: number;
+  readonly solSocket: number;
+  readonly scmRights: number;
+  /** `SCM_CREDENTIALS`, or -1 where the layout has none. */
+  readonly scmCredentials: number;
+  readonly ucredSize: number;
+  readonly pidAt: number;
+  readonly uidAt: number;
+  readonly gidAt: number;
+  readonly msgTrunc: number;
+  readonly msgCtrunc: number;
+}
+
+let lastShape: ControlShape | undefined;
+
+function shapeOf(layout: Layout): ControlShape {
+  if (lastShape !== undefined && lastShape.layout === layout) return lastShape;
+  const c = layout.constants;
+  const h = layout.cmsghdr;
+  return lastShape = {
+    layout,
+    headerSize: h.size,
+    lenAt: h.len,
+    wideLen: h.lenSize === 8,
+    levelAt: h.level,
+    typeAt: h.type,
+    alignMask: h.align - 1,
+    dataOffset: cmsgDataOffset(layout),
+    solSocket: c.SOL_SOCKET,
+    scmRights: c.SCM_RIGHTS,
+    scmCredentials: layout.features.passCredentials ? c.SCM_CREDENTIALS : -1,
+    ucredSize: layout.ucredSize,
+    pidAt: layout.peerCredentials.pidOffset,
+    uidAt: layout.peerCredentials.uidOffset,
+    gidAt: layout.peerCredentials.gidOffset,
+    msgTrunc: c.MSG_TRUNC,
+    msgCtrunc: c.MSG_CTRUNC,
+  };
+}
+
+/**
+ * The walk of {@linkcode walkControl}, writing the fd numbers into `fds`
+ * (which has room for `length / 4` of them) and the credentials into
+ * {@linkcode scannedCredentials}.
+ *
+ * @returns How many fds were found.
+ */
+function scanControl(
+  shape: ControlShape,
+  view: DataView,
+  base: number,
+  length: number,
+  fds: Int32Array,
+): number {
+  const headerSize = shape.headerSize;
+  const lenAt = shape.lenAt;
+  const dataOffset = shape.dataOffset;
+  scannedCredentials = null;
+  let count = 0;
+  let offset = 0;
+  while (offset + headerSize <= length) {
+    const at = base + offset;
+    // cmsg_len: the low half of a 64-bit field (little-endian); a high half
+    // that is not 0 means a corrupt header, which ends the walk.
+    const len = shape.wideLen && view.getUint32(at + lenAt + 4, true) !== 0
+      ? 0
+      : view.getUint32(at + lenAt, true);
+    if (len < headerSize || offset + len > length) break;
+    if (view.getInt32(at + shape.levelAt, true) === shape.solSocket) {
+      const type = view.getInt32(at + shape.typeAt, true);
+      if (type === shape.scmRights) {
+        // Whole ints only; CMSG_DATA may be unaligned for int on some ABIs,
+        // which DataView reads handle.
+        const n = len > dataOffset ? (len - dataOffset) >>> 2 : 0;
+        const first = at + dataOffset;
+        for (let i = 0; i < n; i++) fds[count++] = view.getInt32(first + i * FD_SIZE, true);
+      } else if (type === shape.scmCredentials && len - dataOffset >= shape.ucredSize) {
+        scannedCredentials = readCredentials(shape, view, at + dataOffset);
+      }
+    }
+    // CMSG_NXTHDR: the length rounded up to the alignment (CMSG_ALIGN).
+    offset += (len + shape.alignMask) & ~shape.alignMask;
+  }
+  return count;
+}
+
+/**
+ * Reads the `struct ucred` that `SCM_CREDENTIALS` carries, the struct
+ * `SO_PEERCRED` returns on Linux (unix(7)).
+ */
+function readCredentials(shape: ControlShape, view: DataView, at: number): MessageCredentials {
+  return {
+    pid: view.getInt32(at + shape.pidAt, true),
+    uid: view.getUint32(at + shape.uidAt, true),
+    gid: view.getUint32(at + shape.gidAt, true),
+  };
+}
+
+// The running platform's layout (`undefined` where there is none: libc()
+// throws then before any kit exists) and its control shape, as constants:
+// data only, so that importing this module needs no FFI.
+const hostLayout: Layout | undefined = layouts[platformKey()];
+const hostShape: ControlShape = shapeOf(hostLayout ?? layouts["linux-x86_64"]!);
+
+// The fd numbers of the message just received, before they are handed
+// out: room for all that fit the receive kit's control buffer. Every
+// receive is synchronous, so one array serves them all.
+const receivedFds = new Int32Array(
+  hostLayout === undefined ? 0 : Math.ceil(receiveControlCapacity(hostLayout) / FD_SIZE),
+);
+// msg_flags of the message just received.
+let receivedFlags = 0;
+
+/**
+ * Reads `msg_flags` and the control data of the receive kit after a
+ * successful `recvmsg`: the fds go to {@linkcode receivedFds}, the flags to
+ * {@linkcode receivedFlags}, the credentials to {@linkcode scannedCredentials}.
+ *
+ * @returns How many fds arrived.
+ */
+function takeControl(kit: MessageKit): number {
+  const view = kit.view;
+  receivedFlags = view.getInt32(kit.flagsAt, true);
+  scannedCredentials = null;
+  let length = view.getUint32(kit.controllenAt, true);
+  if (length === 0) return 0;
+  // Never past the buffer (whose fds all fit receivedFds).
+  if (
+    length > kit.controlCapacity ||
+    (kit.controllenWide && view.getUint32(kit.controllenAt + 4, true) !== 0)
+  ) {
+    length = kit.controlCapacity;
+  }
+  const shape = hostShape;
+  const base = kit.controlOffset;
+  // The common case without the walk: one SCM_RIGHTS message, which is all
+  // of the control data (msg_controllen is its CMSG_SPACE).
+  const len = view.getUint32(base + shape.lenAt, true);
+  if (
+    ((len + shape.alignMask) & ~shape.alignMask) === length && len >= shape.dataOffset &&
+    (!shape.wideLen || view.getUint32(base + shape.lenAt + 4, true) === 0) &&
+    view.getInt32(base + shape.levelAt, true) === shape.solSocket &&
+    view.getInt32(base + shape.typeAt, true) === shape.scmRights
+  ) {
+    const n = (len - shape.dataOffset) >>> 2;
+    const first = base + shape.dataOffset;
+    for (let i = 0; i < n; i++) receivedFds[i] = view.getInt32(first + i * FD_SIZE, true);
+    return n;
+  }
+  return scanControl(shape, view, base, length, receivedFds);
+}
+
+/**
+ * Whether the message just received must be refused: the kernel cut the
+ * control data (`MSG_CTRUNC`), or more than `maxFds` fds arrived.
+ */
+function mustRefuse(count: number, maxFds: number): boolean {
+  return count > maxFds || (receivedFlags & hostShape.msgCtrunc) !== 0;
+}
+
+/**
+ * Closes every fd of the message just received and makes the
+ * {@linkcode ControlTruncatedError} that refuses it.
+ *
+ * @param count How many fds arrived.
+ * @param maxFds The most the caller accepts.
+ * @param data The message's data, for the error.
+ * @param limit How the limit is named in the message.
+ * @returns The error to throw.
+ */
+function refusal(
+  count: number,
+  maxFds: number,
+  data: Uint8Array,
+  limit: string,
+): ControlTruncatedError {
+  closeReceived(0, count);
+  const truncatedControl = (receivedFlags & libc().layout.constants.MSG_CTRUNC) !== 0;
+  const message = truncatedControl
+    ? `recvmsg truncated the control data (MSG_CTRUNC): ${count} fd${
+      count === 1 ? "" : "s"
+    } arrived and were closed; the sender's other fds were dropped by the kernel (receiver at its fd limit, a security module, or a peer sending too many)`
+    : `Received ${count} fd${
+      count === 1 ? "" : "s"
+    }, more than ${limit} (${maxFds}): all were closed`;
+  return new ControlTruncatedError(
+    message,
+    data,
+    count,
+    truncatedControl ? "kernel" : "max-fds",
+  );
+}
+
+/** Closes the received fds from `from` up to `count`. */
+function closeReceived(from: number, count: number): void {
+  const { lib } = libc();
+  for (let i = from; i < count; i++) lib.close(receivedFds[i]!);
+}
+
+/**
+ * Makes a received fd close-on-exec where `recvmsg` cannot
+ * (no `MSG_CMSG_CLOEXEC`: macOS). This races with a concurrent fork+exec in
+ * another thread, as in every library on macOS.
+ */
+function setReceivedCloseOnExec(count: number): void {
+  const { layout, fcntl } = libc();
+  const c = layout.constants;
+  for (let i = 0; i < count; i++) fcntl(receivedFds[i]!, c.F_SETFD, c.FD_CLOEXEC);
+}
 
 /** Below this many bytes a plain loop copies faster than `set(subarray())`. */
 const LOOP_COPY_MAX = 64;
@@ -366,50 +631,109 @@ export function parseReceived<F>(
   wantAddress: boolean,
   adopt: (fd: number) => F,
 ): Received<F> {
-  const { lib, layout, fcntl } = libc();
-  const c = layout.constants;
-  const flags = kit.takeFlags();
-  const controlLength = Math.min(kit.controlLength(), kit.controlCapacity);
-  found.fds.length = 0;
-  found.credentials = null;
-  if (controlLength > 0) walkControl(layout, kit.view, kit.controlOffset, controlLength, found);
-  const received = found.fds;
-  const credentials = found.credentials;
+  const n = takeControl(kit);
+  const credentials = scannedCredentials;
   const data = copyOut(kit.data, count);
-  const truncatedControl = (flags & c.MSG_CTRUNC) !== 0;
-  if (truncatedControl || received.length > maxFds) {
-    const n = received.length;
-    for (const fd of received) lib.close(fd);
-    received.length = 0;
-    const message = truncatedControl
-      ? `recvmsg truncated the control data (MSG_CTRUNC): ${n} fd${
-        n === 1 ? "" : "s"
-      } arrived and were closed; the sender's other fds were dropped by the kernel (receiver at its fd limit, a security module, or a peer sending too many)`
-      : `Received ${n} fd${n === 1 ? "" : "s"}, more than maxFds (${maxFds}): all were closed`;
-    throw new ControlTruncatedError(
-      message,
-      data,
-      n,
-      truncatedControl ? "kernel" : "max-fds",
-    );
+  if (mustRefuse(n, maxFds)) throw refusal(n, maxFds, data, "maxFds");
+  const fds: F[] = [];
+  if (n > 0) {
+    if (!hostShape.layout.features.msgCmsgCloexec) setReceivedCloseOnExec(n);
+    let i = 0;
+    try {
+      for (; i < n; i++) fds.push(adopt(receivedFds[i]!));
+    } catch (error) {
+      // Not expected (adopt only wraps a number), but no fd may go unowned.
+      closeReceived(i, n);
+      throw error;
+    }
   }
-  const fds: F[] = new Array(received.length);
-  for (let i = 0; i < received.length; i++) {
-    const fd = received[i]!;
-    // No MSG_CMSG_CLOEXEC (macOS): set it now. This races with a concurrent
-    // fork+exec in another thread, as in every library on macOS.
-    if (!layout.features.msgCmsgCloexec) fcntl(fd, c.F_SETFD, c.FD_CLOEXEC);
-    fds[i] = adopt(fd);
-  }
-  received.length = 0;
   const message: Received<F> = {
     data,
     fds,
-    truncated: (flags & c.MSG_TRUNC) !== 0,
+    truncated: (receivedFlags & hostShape.msgTrunc) !== 0,
     credentials,
   };
   if (wantAddress) message.address = decodeAddress(kit.name(), kit.nameLength());
   return message;
+}
+
+/** What {@linkcode receiveInto} returns when `recvmsg` failed: errno says why. */
+export const RECEIVE_FAILED = -1;
+
+/**
+ * Makes one `recvmsg` into the receive kit and copies the message into the
+ * caller's buffers: the data into `buffer`, the fd numbers into `fds` (the
+ * caller owns them from here), the counts into `result`. Nothing is
+ * allocated on this path. When the control data was truncated or more fds
+ * arrived than `fds` holds, the data is still written, every received fd is
+ * closed and a {@linkcode ControlTruncatedError} is thrown.
+ *
+ * @param fd The socket.
+ * @param buffer Where the data goes; its length (up to 2^31 - 1) is the capacity.
+ * @param fds Where the fd numbers go, or `null` for none.
+ * @param result Where the counts go.
+ * @param endOnEmpty Whether an empty message without fds that was not cut
+ * short is the end of the stream (stream and seqpacket sockets).
+ * @param flags `recvmsg` flags (`MSG_CMSG_CLOEXEC` and `MSG_DONTWAIT` as needed).
+ * @returns `result`; `null` at end of stream (`result` untouched then); or
+ * {@linkcode RECEIVE_FAILED} when `recvmsg` returned -1 (read errno next).
+ */
+export function receiveInto(
+  fd: number,
+  buffer: Uint8Array,
+  fds: Int32Array | null,
+  result: ReceivedInto,
+  endOnEmpty: boolean,
+  flags: number,
+): ReceivedInto | null | typeof RECEIVE_FAILED {
+  const kit = recvKit ?? getRecvKit();
+  const view = kit.view;
+  const size = buffer.byteLength;
+  const capacity = size > 0x7fffffff ? 0x7fffffff : size;
+  if (capacity > kit.data.byteLength) kit.ensureData(capacity);
+  kit.setIov(0, capacity);
+  kit.offerWholeControl();
+  view.setUint32(kit.namelenAt, 0, true);
+  const count = libc().lib.recvmsg(fd, kit.header, flags);
+  if (count < 0) return RECEIVE_FAILED;
+  // The data first: a refused message still delivers it.
+  const source = kit.data;
+  if (count <= LOOP_COPY_MAX) {
+    for (let i = 0; i < count; i++) buffer[i] = source[i]!;
+  } else {
+    buffer.set(source.subarray(0, count));
+  }
+  const n = takeControl(kit);
+  const room = fds === null ? 0 : fds.length;
+  const shape = hostShape;
+  const got = receivedFlags;
+  if (n > room || (got & shape.msgCtrunc) !== 0) {
+    throw refusal(n, room, source.slice(0, count), "the fds array holds");
+  }
+  const truncated = (got & shape.msgTrunc) !== 0;
+  if (count === 0 && n === 0 && !truncated && endOnEmpty) return null;
+  if (n > 0) {
+    if (!shape.layout.features.msgCmsgCloexec) setReceivedCloseOnExec(n);
+    for (let i = 0; i < n; i++) fds![i] = receivedFds[i]!;
+  }
+  const credentials = scannedCredentials;
+  try {
+    result.bytes = count;
+    result.fds = n;
+    result.truncated = truncated;
+    result.credentials = credentials;
+  } catch (error) {
+    // A frozen object, or a setter that threw: the caller cannot learn how
+    // many fds arrived, so none of them may stay open.
+    closeFdsOf(fds, n);
+    throw error;
+  }
+  return result;
+}
+
+function closeFdsOf(fds: Int32Array | null, count: number): void {
+  const { lib } = libc();
+  for (let i = 0; i < count; i++) lib.close(fds![i]!);
 }
 
 /**

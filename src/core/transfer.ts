@@ -7,15 +7,19 @@
  */
 
 import { libc } from "../../ffi/libc.ts";
-import { describeValue, type FdLike, fdNumberOf } from "./checks.ts";
+import { checkFdNumber, describeValue, type FdLike, fdNumberOf } from "./checks.ts";
 import {
   getRecvKit,
   getSendKit,
   type MessageKit,
   parseReceived,
   prepareReceive,
+  RECEIVE_FAILED,
   type Received,
+  type ReceivedInto,
+  receiveInto,
   writeRights,
+  writeRightsFrom,
 } from "./message.ts";
 import { failure, waitSync, WOULD_BLOCK, type WouldBlock } from "./syscall.ts";
 import { encodeAddress, type UnixAddress } from "./address.ts";
@@ -61,28 +65,26 @@ export function collectFds(fds: Iterable<FdLike> | undefined): readonly number[]
   const max = libc().layout.maxFdsPerMessage;
   const own = !scratchInUse;
   const out = own ? scratch : [];
-  if (own) {
-    scratchInUse = true;
-    scratch.length = 0;
-  }
+  let count = 0;
+  if (own) scratchInUse = true;
   try {
     if (Array.isArray(fds)) {
-      if (fds.length > max) throw tooMany(max, String(fds.length));
-      for (let i = 0; i < fds.length; i++) out.push(fdAt(fds[i], i));
+      const n = fds.length;
+      if (n > max) throw tooMany(max, String(n));
+      for (let i = 0; i < n; i++) out[i] = fdAt(fds[i], i);
+      count = n;
     } else {
-      let i = 0;
       for (const item of fds) {
-        if (i === max) throw tooMany(max, `more than ${max}`);
-        out.push(fdAt(item, i));
-        i++;
+        if (count === max) throw tooMany(max, `more than ${max}`);
+        out[count] = fdAt(item, count);
+        count++;
       }
     }
-  } catch (error) {
-    if (own) scratch.length = 0;
-    throw error;
   } finally {
     if (own) scratchInUse = false;
   }
+  if (count === 0) return NO_FDS;
+  if (out.length !== count) out.length = count;
   return out;
 }
 
@@ -96,6 +98,231 @@ function fdAt(item: FdLike, i: number): number {
     if (typeof fd === "number" && Number.isInteger(fd) && fd >= 0 && fd <= 0x7fffffff) return fd;
   }
   return fdNumberOf(item, `fds[${i}]`);
+}
+
+/** What the synchronous send reads on every call, looked up once. */
+interface SendState {
+  readonly kit: MessageKit;
+  readonly lib: ReturnType<typeof libc>["lib"];
+  readonly max: number;
+  readonly noSignal: number;
+  readonly pollOut: number;
+  /**
+   * The numbers of the send under way, from the collection to the sendmsg.
+   * A send started from inside another one (an `fd` getter or an iterator
+   * that sends) gets an array of its own.
+   */
+  readonly numbers: Int32Array;
+}
+
+let sendState: SendState | undefined;
+let sendInProgress = false;
+
+function initSendState(): SendState {
+  const { lib, layout } = libc();
+  return sendState = {
+    kit: getSendKit(),
+    lib,
+    max: layout.maxFdsPerMessage,
+    noSignal: layout.constants.MSG_NOSIGNAL,
+    pollOut: layout.constants.POLLOUT,
+    numbers: new Int32Array(layout.maxFdsPerMessage),
+  };
+}
+
+/**
+ * Validates the `fds` option into `into` (which has room for `max`).
+ *
+ * @returns How many fds.
+ */
+function gatherFds(fds: Iterable<FdLike>, into: Int32Array, max: number): number {
+  if (Array.isArray(fds)) {
+    const n = fds.length;
+    if (n > max) throw tooMany(max, String(n));
+    for (let i = 0; i < n; i++) into[i] = fdAt(fds[i], i);
+    return n;
+  }
+  if (
+    fds === null || typeof fds !== "object" ||
+    typeof (fds as Iterable<FdLike>)[Symbol.iterator] !== "function"
+  ) {
+    throw new TypeError(
+      `Option "fds" must be an array of fds, received ${describeValue(fds)}`,
+    );
+  }
+  if (fds instanceof Int32Array) {
+    // Raw numbers, as recvIntoSync() delivers them.
+    const n = fds.length;
+    if (n > max) throw tooMany(max, String(n));
+    for (let i = 0; i < n; i++) {
+      const fd = fds[i]!;
+      into[i] = fd >= 0 ? fd : checkFdNumber(fd, `fds[${i}]`);
+    }
+    return n;
+  }
+  let i = 0;
+  for (const item of fds) {
+    if (i === max) throw tooMany(max, `more than ${max}`);
+    into[i] = fdAt(item, i);
+    i++;
+  }
+  return i;
+}
+
+/**
+ * Sends one message on a socket, blocking until done (waiting with `poll`
+ * on a nonblocking socket): the synchronous send. The same rules as
+ * {@linkcode startSend} and {@linkcode sendBlocking}, without the record
+ * and the array they use: the fd numbers go from the caller's list to the
+ * control buffer through one reused `Int32Array`.
+ *
+ * On a stream, a send that the kernel cuts short is continued until every
+ * byte is out; the fds travel with the first chunk. On seqpacket and dgram
+ * sockets the message is sent whole or not at all.
+ *
+ * @param fd The socket.
+ * @param type The socket type.
+ * @param data Bytes, or a string sent as UTF-8.
+ * @param fds The fds to send (the `fds` option, unchecked).
+ * @param address The destination of a datagram, or `null`.
+ * @returns The number of bytes sent.
+ */
+export function sendMessageSync(
+  fd: number,
+  type: SocketType,
+  data: Uint8Array | string,
+  fds: Iterable<FdLike> | undefined,
+  address: UnixAddress | null,
+): number {
+  const state = sendState ?? initSendState();
+  if (sendInProgress) {
+    const numbers = new Int32Array(state.max);
+    const count = fds === undefined ? 0 : gatherFds(fds, numbers, state.max);
+    return sendGathered(state, fd, type, data, numbers, count, address);
+  }
+  sendInProgress = true;
+  try {
+    const count = fds === undefined ? 0 : gatherFds(fds, state.numbers, state.max);
+    return sendGathered(state, fd, type, data, state.numbers, count, address);
+  } finally {
+    sendInProgress = false;
+  }
+}
+
+function sendGathered(
+  state: SendState,
+  fd: number,
+  type: SocketType,
+  data: Uint8Array | string,
+  numbers: Int32Array,
+  count: number,
+  address: UnixAddress | null,
+): number {
+  // The common case in a few lines: bytes that fit the kit, no address,
+  // and a sendmsg that takes them all. Everything else is sendChunks().
+  if (address === null && data instanceof Uint8Array) {
+    const kit = state.kit;
+    const length = data.byteLength;
+    const target = kit.data;
+    if (length > 0 && length <= target.byteLength) {
+      if (length <= LOOP_COPY_MAX) {
+        for (let i = 0; i < length; i++) target[i] = data[i]!;
+      } else {
+        target.set(data);
+      }
+      kit.setIov(0, length);
+      writeRightsFrom(kit, numbers, count);
+      kit.setNameLength(0);
+      const n = state.lib.sendmsg(fd, kit.header, state.noSignal);
+      if (n === length || (n >= 0 && type !== "stream")) return n;
+      // A short stream send: the rest follows, without the fds.
+      if (n >= 0) return sendChunks(state, fd, type, data, numbers, n > 0 ? 0 : count, null, n);
+      // EINTR or EAGAIN: try again below (with the fds); anything else throws.
+      if (failure("sendmsg") === WOULD_BLOCK) waitSync(fd, state.pollOut);
+    }
+  }
+  return sendChunks(state, fd, type, data, numbers, count, address, 0);
+}
+
+/**
+ * The general synchronous send: strings, large or empty data, addresses,
+ * short sends on a stream and sockets that would block.
+ *
+ * @param sent Bytes of a stream message already sent (with its fds).
+ */
+function sendChunks(
+  state: SendState,
+  fd: number,
+  type: SocketType,
+  data: Uint8Array | string,
+  numbers: Int32Array,
+  count: number,
+  address: UnixAddress | null,
+  sent: number,
+): number {
+  const kit = state.kit;
+  let bytes: Uint8Array | null = null;
+  let length: number;
+  if (data instanceof Uint8Array) {
+    bytes = data;
+    length = data.byteLength;
+  } else if (typeof data === "string") {
+    // Encoded below, straight into the kit when it fits.
+    length = data.length * 3;
+    if (length > kit.data.byteLength) {
+      bytes = encoder.encode(data);
+      length = bytes.byteLength;
+    }
+  } else {
+    throw new TypeError(
+      `Argument "data" must be a Uint8Array or a string, received ${describeValue(data)}`,
+    );
+  }
+  // The address is checked (and written into the kit) before the data is.
+  const nameLength = address === null ? 0 : encodeAddress(address, kit.name(), "address");
+  if (bytes === null) length = encoder.encodeInto(data as string, kit.data).written;
+  if (length > MAX_MESSAGE_BYTES) {
+    throw new RangeError(
+      `Argument "data" is ${length} bytes, more than the ${MAX_MESSAGE_BYTES} one call can send`,
+    );
+  }
+  const stream = type === "stream";
+  if (stream && length === 0) {
+    if (count > 0) throw emptyStreamWithFds();
+    // An empty stream write sends nothing and needs no call.
+    return 0;
+  }
+  const first = sent;
+  for (;;) {
+    // One sendmsg: the whole message on seqpacket and dgram sockets, the
+    // next chunk on a stream, with the fds on the first chunk only.
+    if (bytes === null) {
+      kit.setIov(sent, length - sent);
+    } else {
+      let chunk = length - sent;
+      if (!stream) kit.ensureData(chunk);
+      else if (chunk > kit.data.byteLength) chunk = kit.data.byteLength;
+      copyInto(kit.data, bytes, sent, chunk);
+      kit.setIov(0, chunk);
+    }
+    if (sent === first) writeRightsFrom(kit, numbers, count);
+    else kit.setControlLength(0);
+    kit.setNameLength(nameLength);
+    const n = state.lib.sendmsg(fd, kit.header, state.noSignal);
+    if (n >= 0) {
+      if (!stream) return n;
+      sent += n;
+      if (sent >= length) return sent;
+    } else if (failure("sendmsg") === WOULD_BLOCK) {
+      waitSync(fd, state.pollOut);
+    }
+  }
+}
+
+function emptyStreamWithFds(): TypeError {
+  return new TypeError(
+    `Argument "data" must not be empty when sending fds on a stream socket: the kernel drops fds sent with no data byte`,
+  );
 }
 
 /**
@@ -170,11 +397,7 @@ export function startSend(
       `Argument "data" is ${length} bytes, more than the ${MAX_MESSAGE_BYTES} one call can send`,
     );
   }
-  if (type === "stream" && length === 0 && fds.length > 0) {
-    throw new TypeError(
-      `Argument "data" must not be empty when sending fds on a stream socket: the kernel drops fds sent with no data byte`,
-    );
-  }
+  if (type === "stream" && length === 0 && fds.length > 0) throw emptyStreamWithFds();
   if (address !== null) encodeAddress(address, getSendKit().name(), "address");
   // An empty stream write sends nothing and needs no call.
   const done = type === "stream" && length === 0;
@@ -316,19 +539,25 @@ export interface ReceiveOptions {
  *
  * @param options The caller's options.
  * @param type The socket type.
- * @returns `[maxBytes, maxFds]`.
+ * @returns `[maxBytes, maxFds]` (a shared frozen pair when `options` is
+ * `undefined`).
  */
 export function receiveLimits(
   options: ReceiveOptions | undefined,
   type: SocketType,
-): [number, number] {
-  if (options !== undefined && (typeof options !== "object" || options === null)) {
+): readonly [number, number] {
+  if (options === undefined) {
+    return defaultLimits ??= Object.freeze(
+      [DEFAULT_MAX_BYTES, libc().layout.maxFdsPerMessage] as const,
+    );
+  }
+  if (typeof options !== "object" || options === null) {
     throw new TypeError(
       `Argument "options" must be an object, received ${describeValue(options)}`,
     );
   }
-  const maxBytes = options?.maxBytes ?? DEFAULT_MAX_BYTES;
-  const maxFds = options?.maxFds ?? libc().layout.maxFdsPerMessage;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxFds = options.maxFds ?? libc().layout.maxFdsPerMessage;
   if (
     typeof maxBytes !== "number" || !Number.isInteger(maxBytes) ||
     maxBytes < (type === "stream" ? 1 : 0) || maxBytes > 0x7fffffff
@@ -346,6 +575,9 @@ export function receiveLimits(
   }
   return [maxBytes, maxFds];
 }
+
+// The limits without options, the same for every socket type.
+let defaultLimits: readonly [number, number] | undefined;
 
 /**
  * Makes one `recvmsg` call (`EINTR` retried).
@@ -422,4 +654,139 @@ function finishReceive<F>(
   const message = parseReceived(kit, n, maxFds, wantAddress, adopt);
   if (n === 0 && type !== "dgram" && message.fds.length === 0 && !message.truncated) return null;
   return message;
+}
+
+/**
+ * Checks the arguments of a receive into the caller's buffers before
+ * anything is received.
+ *
+ * @param buffer Where the data goes.
+ * @param fds Where the fd numbers go.
+ * @param result Where the counts go.
+ * @param type The socket type.
+ */
+export function checkReceiveInto(
+  buffer: Uint8Array,
+  fds: Int32Array | null | undefined,
+  result: ReceivedInto | undefined,
+  type: SocketType,
+): void {
+  if (!(buffer instanceof Uint8Array)) {
+    throw new TypeError(
+      `Argument "buffer" must be a Uint8Array, received ${describeValue(buffer)}`,
+    );
+  }
+  if (buffer.byteLength === 0) {
+    checkUsable(buffer, "buffer");
+    if (type === "stream") {
+      throw new RangeError(
+        `Argument "buffer" must not be empty on a stream socket: reading 0 bytes would look like end of stream`,
+      );
+    }
+  }
+  if (fds !== undefined && fds !== null) {
+    if (!(fds instanceof Int32Array)) {
+      throw new TypeError(
+        `Argument "fds" must be an Int32Array, null or undefined, received ${describeValue(fds)}`,
+      );
+    }
+    if (fds.length === 0) checkUsable(fds, "fds");
+  }
+  if (result !== undefined && (typeof result !== "object" || result === null)) {
+    throw new TypeError(
+      `Argument "result" must be an object, received ${describeValue(result)}`,
+    );
+  }
+}
+
+/**
+ * Throws when a typed array of length 0 is so because its buffer was
+ * detached (transferred) or shrunk below it, not because it is empty.
+ */
+function checkUsable(view: Uint8Array | Int32Array, name: string): void {
+  try {
+    // Validates the view: throws for a detached or out-of-bounds one.
+    view.at(0);
+  } catch {
+    throw new TypeError(
+      `Argument "${name}" cannot be used: its ArrayBuffer was detached (transferred) or resized below it`,
+    );
+  }
+}
+
+/**
+ * Makes one `recvmsg` call into the receive kit and copies the message
+ * into the caller's buffers (`EINTR` retried). The caller has checked the
+ * arguments with {@linkcode checkReceiveInto}.
+ *
+ * @param fd The socket.
+ * @param type The socket type.
+ * @param buffer Where the data goes; its length is the capacity.
+ * @param fds Where the fd numbers go, or `null` for none.
+ * @param result Where the counts go.
+ * @param flags Extra flags (`MSG_DONTWAIT` for async receives).
+ * @returns `result`, `null` at end of stream, or {@linkcode WOULD_BLOCK}.
+ */
+export function recvIntoStep(
+  fd: number,
+  type: SocketType,
+  buffer: Uint8Array,
+  fds: Int32Array | null,
+  result: ReceivedInto,
+  flags: number,
+): ReceivedInto | null | WouldBlock {
+  const all = (recvState ?? initRecvState()).cloexec | flags;
+  const endOnEmpty = type !== "dgram";
+  for (;;) {
+    const received = receiveInto(fd, buffer, fds, result, endOnEmpty, all);
+    if (received !== RECEIVE_FAILED) return received;
+    if (failure("recvmsg") === WOULD_BLOCK) return WOULD_BLOCK;
+  }
+}
+
+/** What the receives read on every call, looked up once. */
+interface RecvState {
+  readonly kit: MessageKit;
+  readonly lib: ReturnType<typeof libc>["lib"];
+  readonly cloexec: number;
+  readonly pollIn: number;
+}
+
+let recvState: RecvState | undefined;
+
+function initRecvState(): RecvState {
+  const { lib, layout } = libc();
+  return recvState = {
+    kit: getRecvKit(),
+    lib,
+    cloexec: layout.constants.MSG_CMSG_CLOEXEC,
+    pollIn: layout.constants.POLLIN,
+  };
+}
+
+/**
+ * Receives one message into the caller's buffers, blocking until one is
+ * there (waiting with `poll` on a nonblocking socket).
+ *
+ * @param fd The socket.
+ * @param type The socket type.
+ * @param buffer Where the data goes; its length is the capacity.
+ * @param fds Where the fd numbers go, or `null` for none.
+ * @param result Where the counts go.
+ * @returns `result`, or `null` at end of stream.
+ */
+export function recvIntoBlocking(
+  fd: number,
+  type: SocketType,
+  buffer: Uint8Array,
+  fds: Int32Array | null,
+  result: ReceivedInto,
+): ReceivedInto | null {
+  const state = recvState ?? initRecvState();
+  const endOnEmpty = type !== "dgram";
+  for (;;) {
+    const received = receiveInto(fd, buffer, fds, result, endOnEmpty, state.cloexec);
+    if (received !== RECEIVE_FAILED) return received;
+    if (failure("recvmsg") === WOULD_BLOCK) waitSync(fd, state.pollIn);
+  }
 }
