@@ -313,9 +313,10 @@ const registry = new FinalizationRegistry<number>((fd) => {
 // Registering with the FinalizationRegistry (and unregistering on close)
 // costs about 350 ns in Deno 2.9, a tenth of a whole fd round trip, and most
 // received fds are closed within the same task. New fds therefore wait in
-// this list and are registered at the next microtask checkpoint, or when
-// the list is full, if they are still open by then. A forgotten fd is thus
-// covered at most one flush later; closed ones never touch the registry.
+// this list and are registered at the next microtask checkpoint if they are
+// still open by then. A full list (a long synchronous loop) drops its
+// closed fds, and registers the open ones once they are half of it or more,
+// so that the list stays bounded; closed ones never touch the registry.
 const unregistered: OwnedFd[] = [];
 let flushQueued = false;
 const REGISTER_BATCH = 256;
@@ -348,27 +349,37 @@ export class OwnedFd extends Descriptor {
     this.#fd = checkFdNumber(fd, "fd");
     unregistered.push(this);
     if (unregistered.length >= REGISTER_BATCH) {
-      OwnedFd.#registerPending();
+      OwnedFd.#registerPending(REGISTER_BATCH / 2);
     } else if (!flushQueued) {
       // One microtask at a time: a long synchronous loop flushes through
       // the batch limit above and never piles up queued callbacks.
       flushQueued = true;
       queueMicrotask(() => {
         flushQueued = false;
-        OwnedFd.#registerPending();
+        OwnedFd.#registerPending(0);
       });
     }
   }
 
   #registered = false;
 
-  /** Registers the waiting fds that are still open. */
-  static #registerPending(): void {
+  /**
+   * Drops the closed fds from the waiting list, and registers the open ones
+   * when at least `least` of them are left. A full list in a long
+   * synchronous loop is mostly fds closed since (dropped) and the fds of the
+   * message being received (still waiting): registering those now would
+   * cost the registry's price for fds that are closed moments later.
+   */
+  static #registerPending(least: number): void {
+    let open = 0;
     for (const owned of unregistered) {
-      if (owned.#fd >= 0) {
-        registry.register(owned, owned.#fd, owned);
-        owned.#registered = true;
-      }
+      if (owned.#fd >= 0) unregistered[open++] = owned;
+    }
+    unregistered.length = open;
+    if (open === 0 || open < least) return;
+    for (const owned of unregistered) {
+      registry.register(owned, owned.#fd, owned);
+      owned.#registered = true;
     }
     unregistered.length = 0;
   }

@@ -677,3 +677,48 @@ for (const prefill of [false, true]) {
     },
   );
 }
+
+leakCheckedTest(
+  "an fd dropped without close() inside a long synchronous receive loop is still closed by the garbage-collection backstop",
+  async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "fdpass-test-" });
+    const script = `${dir}/child.ts`;
+    // Thousands of received fds go through the waiting list of the backstop
+    // (full every 256) while one fd dropped at the start stays open in it.
+    Deno.writeTextFileSync(
+      script,
+      `
+      import { openFd, UnixSocket } from ${
+        JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+      };
+      import { libc } from ${JSON.stringify(new URL("../ffi/libc.ts", import.meta.url).href)};
+      const isOpen = (fd) => libc().fcntl(fd, libc().layout.constants.F_GETFD, 0) >= 0;
+      const dropped = (() => openFd("/dev/null").fd)();
+      const [a, b] = UnixSocket.pair();
+      const devNull = openFd("/dev/null");
+      const fds = new Array(64).fill(devNull);
+      for (let i = 0; i < 200; i++) {
+        a.sendSync("x", { fds });
+        for (const fd of b.recvSync().fds) fd.close();
+      }
+      let closed = false;
+      for (let i = 0; i < 200 && !closed; i++) {
+        globalThis.gc();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        closed = !isOpen(dropped);
+      }
+      console.log(JSON.stringify({ closed }));
+      `,
+    );
+    try {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--quiet", "--no-lock", "--allow-ffi", "--v8-flags=--expose-gc", script],
+        stdin: "null",
+      }).output();
+      assert(output.success, decoder.decode(output.stderr));
+      assertEquals(JSON.parse(decoder.decode(output.stdout)), { closed: true });
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);

@@ -635,12 +635,13 @@ export function parseReceived<F>(
   const credentials = scannedCredentials;
   const data = copyOut(kit.data, count);
   if (mustRefuse(n, maxFds)) throw refusal(n, maxFds, data, "maxFds");
-  const fds: F[] = [];
+  // Sized once: a message of many fds does not grow the array step by step.
+  const fds: F[] = n === 0 ? [] : new Array<F>(n);
   if (n > 0) {
     if (!hostShape.layout.features.msgCmsgCloexec) setReceivedCloseOnExec(n);
     let i = 0;
     try {
-      for (; i < n; i++) fds.push(adopt(receivedFds[i]!));
+      for (; i < n; i++) fds[i] = adopt(receivedFds[i]!);
     } catch (error) {
       // Not expected (adopt only wraps a number), but no fd may go unowned.
       closeReceived(i, n);
