@@ -13,12 +13,15 @@
  *
  * - in-process round trip on a stream socketpair: send 1 byte + 1 fd,
  *   receive it, close the received fd;
- * - the same with 16 and with 253 fds per message;
+ * - the same with 16, 64 and 253 fds per message (1 and 64 give the cost of
+ *   each extra fd);
  * - 64 KiB of data + 1 fd (received until all bytes are in);
  * - cross-process ping-pong: a child echoes the fd back (the library's child
  *   is a Deno script on the sync API, `peers/echo_child.ts`; C, Perl and
  *   Python fork their own);
- * - the library's async `send`/`recv` on the same items, when it has them.
+ * - the library's async `send`/`recv` on the same items, when it has them;
+ * - the library's zero-allocation `recvIntoSync()` on the in-process items
+ *   (data into one reused buffer, fd numbers into one reused `Int32Array`).
  *
  * More rows put the figures in context:
  *
@@ -83,7 +86,7 @@
 import nodeProcess from "node:process";
 import { parseArgs } from "@std/cli";
 import * as fdpass from "../mod.ts";
-import type { OwnedFd, ReceivedMessage, SendOptions } from "../mod.ts";
+import type { OwnedFd, ReceivedInto, ReceivedMessage, SendOptions } from "../mod.ts";
 import {
   BUILD_DIR,
   buildC,
@@ -150,6 +153,15 @@ const items: WorkItem[] = [
     bytes: 1,
     crossProcess: false,
     iterations: smoke ? 2_000 : 40_000,
+    rounds: smoke ? 1 : 3,
+  },
+  {
+    id: "roundtrip-64",
+    title: "in-process round trip, 1 byte + 64 fds",
+    fds: 64,
+    bytes: 1,
+    crossProcess: false,
+    iterations: smoke ? 500 : 10_000,
     rounds: smoke ? 1 : 3,
   },
   {
@@ -332,9 +344,21 @@ const baselinePairs = baselineRows === null ? [] : [
   { mode: "async", current: libraryAsync.name, baseline: baselineRows[1].name },
 ] as const;
 
+/** The row of this checkout's zero-allocation receive. */
+const RECV_INTO_ROW = "fdpass (sync, recvIntoSync)";
+
 const implementations: Implementation[] = [
   library,
   ...(baselineRows === null ? [] : [baselineRows[0]]),
+  {
+    name: RECV_INTO_ROW,
+    missing: typeof (fdpass.UnixSocket.prototype as unknown as Record<string, unknown>)
+        .recvIntoSync === "function"
+      ? null
+      : "not available (UnixSocket has no recvIntoSync)",
+    notApplicable: (item) => item.crossProcess ? "n/a: in-process items only" : null,
+    measure: (item) => libraryInProcessInto(item),
+  },
   libraryAsync,
   ...(baselineRows === null ? [] : [baselineRows[1]]),
   {
@@ -490,6 +514,42 @@ function libraryInProcess(library: Library, item: WorkItem): Promise<number> {
       for (let i = 0; i < n; i++) {
         a.sendSync(data, options);
         receiveAllSync(b, item.bytes);
+      }
+    };
+    loop(warmupOf(item.iterations));
+    const start = performance.now();
+    loop(item.iterations);
+    return Promise.resolve((performance.now() - start) * 1e6 / item.iterations);
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
+/**
+ * The sync round trip with `recvIntoSync()`: the data into one reused
+ * buffer (64 KiB, as `recvSync()`'s default `maxBytes`), the fd numbers into
+ * one reused `Int32Array`, each closed as it arrives.
+ */
+function libraryInProcessInto(item: WorkItem): Promise<number> {
+  const { OwnedFd, openFd, UnixSocket } = fdpass;
+  const [a, b] = UnixSocket.pair();
+  using devNull = openFd("/dev/null");
+  try {
+    const data = new Uint8Array(item.bytes);
+    const options = { fds: new Array<OwnedFd>(item.fds).fill(devNull) };
+    const buffer = new Uint8Array(64 * 1024);
+    const fds = new Int32Array(253);
+    const result: ReceivedInto = { bytes: 0, fds: 0, truncated: false, credentials: null };
+    const loop = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        a.sendSync(data, options);
+        for (let got = 0; got < item.bytes; got += result.bytes) {
+          if (b.recvIntoSync(buffer, fds, result) === null) {
+            throw new Error("Unexpected end of stream");
+          }
+          for (let j = 0; j < result.fds; j++) new OwnedFd(fds[j]!).close();
+        }
       }
     };
     loop(warmupOf(item.iterations));
@@ -1044,12 +1104,47 @@ function ratioFor(item: string, implementation: string): number | null {
   return results.find((r) => r.item === item && r.implementation === implementation)
     ?.libraryRatio ?? null;
 }
+/** ops/s of `row` divided by ops/s of `other` on `item`. */
+function speedOf(item: string, row: string, other: string): number | null {
+  const find = (name: string) =>
+    results.find((r) => r.item === item && r.implementation === name)?.opsPerSecond ?? null;
+  const mine = find(row);
+  const theirs = find(other);
+  return mine === null || theirs === null ? null : mine / theirs;
+}
+
+/** Nanoseconds each fd beyond the first adds to a round trip: 1 and 64 fds, medians. */
+function perExtraFd(row: string): number | null {
+  const ns = (item: string) =>
+    results.find((r) => r.item === item && r.implementation === row)?.nsPerOp ?? null;
+  const one = ns("roundtrip-1");
+  const many = ns("roundtrip-64");
+  return one === null || many === null ? null : (many - one) / 63;
+}
+
 const targets = [
   {
     name: "sync in-process round trip, library vs C",
     ratio: ratioFor("roundtrip-1", "C (cc -O2)"),
     atLeast: 0.85,
   },
+  {
+    name: "sync in-process round trip with recvIntoSync, library vs C",
+    ratio: speedOf("roundtrip-1", RECV_INTO_ROW, "C (cc -O2)"),
+    atLeast: 0.9,
+  },
+  ...[library.name, RECV_INTO_ROW].map((row) => {
+    const perFd = perExtraFd(row);
+    const cPerFd = perExtraFd("C (cc -O2)");
+    return {
+      name: `cost per extra fd (1 to 64 fds per message), ${row} ${
+        perFd === null ? "-" : perFd.toFixed(0)
+      } ns vs C ${cPerFd === null ? "-" : cPerFd.toFixed(0)} ns: C's cost ÷ the library's`,
+      // At most 1.2x C's cost per fd: at least 1 / 1.2 as a ratio of costs.
+      ratio: perFd === null || cPerFd === null ? null : cPerFd / perFd,
+      atLeast: 0.83,
+    };
+  }),
   {
     name: "sync in-process round trip, library vs Perl IO::FDPass",
     ratio: ratioFor("roundtrip-1", "Perl IO::FDPass"),
