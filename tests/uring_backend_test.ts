@@ -9,12 +9,13 @@
 
 import { assert, assertEquals, assertLess, assertMatch } from "@std/assert";
 import { type BackendName, pollerStats } from "../mod.ts";
+import { libc } from "../ffi/libc.ts";
 import { startedPollerStats } from "../src/async/wait.ts";
 import { decoder, hasCommand, leakCheckedTest, spawnDeno, startPoller } from "./helpers.ts";
 
 await startPoller();
 const refused = startedPollerStats().fallbackReason;
-const onLinux = Deno.build.os === "linux";
+const uringPlatform = libc().layout.features.ioUring;
 const skipUring = refused === null ? "" : ` (skipped: io_uring refused here: ${refused})`;
 
 leakCheckedTest(
@@ -24,7 +25,7 @@ leakCheckedTest(
     assertEquals(stats.backend, "io_uring");
     assertEquals(stats.fallbackReason, null);
   },
-  { ignore: refused !== null || !onLinux },
+  { ignore: refused !== null || !uringPlatform },
 );
 
 /** Builds tests/c/deny_io_uring.c into a temporary directory. */
@@ -60,7 +61,7 @@ leakCheckedTest(
       cleanup();
     }
   },
-  { ignore: refused !== null || !onLinux || noCc !== "" },
+  { ignore: refused !== null || !uringPlatform || noCc !== "" },
 );
 
 leakCheckedTest(
@@ -73,7 +74,7 @@ leakCheckedTest(
     assertEquals(report.stats.backend, "io_uring");
     assertEquals(report.explicit, "ok");
   },
-  { ignore: refused !== null || !onLinux },
+  { ignore: refused !== null || !uringPlatform },
 );
 
 /** This process's context switches per round trip with an echo child, both on `backend`. */
@@ -96,7 +97,7 @@ leakCheckedTest(
     assertLess(uring, 1.6, `io_uring: ${uring} switches per round trip`);
     assert(epoll > uring + 0.8, `epoll: ${epoll}, io_uring: ${uring} per round trip`);
   },
-  { ignore: refused !== null || !onLinux },
+  { ignore: refused !== null || !uringPlatform },
 );
 
 leakCheckedTest("fdpass info names the poller backend in use", async () => {
@@ -107,4 +108,4 @@ leakCheckedTest("fdpass info names the poller backend in use", async () => {
   }).output();
   assert(output.success, decoder.decode(output.stderr));
   assertMatch(decoder.decode(output.stdout), /^poller +(io_uring|epoll|poll)/m);
-}, { ignore: !onLinux });
+});
