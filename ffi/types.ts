@@ -198,6 +198,8 @@ export interface IoUringLayout {
     readonly sqEntries: number;
     /** `__u32 cq_entries`. */
     readonly cqEntries: number;
+    /** `__u32 flags`. */
+    readonly flags: number;
     /** `__u32 features`. */
     readonly features: number;
     /** `struct io_sqring_offsets sq_off`. */
@@ -249,6 +251,8 @@ export interface IoUringLayout {
     /** `__s32 res`. */
     readonly res: number;
   };
+  /** `IORING_SETUP_CQSIZE`: `cq_entries` says the completion queue's size. */
+  readonly setupCqsize: number;
   /** `IORING_OFF_SQ_RING`, the mmap offset of the rings. */
   readonly offSqRing: number;
   /** `IORING_OFF_SQES`, the mmap offset of the submission entries. */

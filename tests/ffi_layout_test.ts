@@ -514,7 +514,7 @@ const LINUX_PIDFS: PidfsLayout = { statfsSize: 120, statfsType: 0, magic: 0x5049
 const LINUX_IO_URING: IoUringLayout = {
   setupSyscall: 425,
   enterSyscall: 426,
-  params: { size: 120, sqEntries: 0, cqEntries: 4, features: 20, sqOff: 40, cqOff: 80 },
+  params: { size: 120, sqEntries: 0, cqEntries: 4, flags: 8, features: 20, sqOff: 40, cqOff: 80 },
   sqOffsets: { head: 0, tail: 4, ringMask: 8, array: 24 },
   cqOffsets: { head: 0, tail: 4, ringMask: 8, cqes: 20 },
   sqe: {
@@ -529,6 +529,7 @@ const LINUX_IO_URING: IoUringLayout = {
     userData: 32,
   },
   cqe: { size: 16, userData: 0, res: 8 },
+  setupCqsize: 8,
   offSqRing: 0,
   offSqes: 0x10000000,
   opPollAdd: 6,

@@ -109,3 +109,29 @@ leakCheckedTest("fdpass info names the poller backend in use", async () => {
   assert(output.success, decoder.decode(output.stderr));
   assertMatch(decoder.decode(output.stdout), /^poller +(io_uring|epoll|poll)/m);
 });
+
+for (const target of ["doorbell", "ring"] as const) {
+  leakCheckedTest(
+    `closing the io_uring backend's ${
+      target === "ring" ? "ring fd" : "doorbell"
+    } behind its back rejects one wait with BadResource, loses no message and starts a fresh backend${skipUring}`,
+    async () => {
+      const child = spawnDeno("reliability_uring_child.ts", [target], { timeoutMs: 60_000 });
+      const { code, stdout, stderr } = await child.done;
+      assertEquals(code, 0, stderr);
+      const report = JSON.parse(stdout);
+      assert(report.found, "the child found the backend's fd");
+      const failures = report.outcomes.filter((o: string) => !o.startsWith("message "));
+      assertEquals(failures, ["BadResource EBADF"], report.outcomes.join(", "));
+      // The messages come in order, none lost: the failed wait took none.
+      const messages = report.outcomes.filter((o: string) => o.startsWith("message "));
+      assertEquals(messages, ["message one", "message two"]);
+      // Not a speed test: a spinning loop uses about all of the wall time.
+      assert(
+        report.cpuMilliseconds < Math.max(50, report.elapsedMilliseconds * 0.5),
+        `used ${report.cpuMilliseconds} ms of CPU in ${report.elapsedMilliseconds} ms`,
+      );
+    },
+    { ignore: refused !== null || !uringPlatform },
+  );
+}

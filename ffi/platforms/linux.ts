@@ -57,7 +57,7 @@ const pidfs: PidfsLayout = { statfsSize: 120, statfsType: 0, magic: 0x50494446 }
 const ioUring: IoUringLayout = {
   setupSyscall: 425,
   enterSyscall: 426,
-  params: { size: 120, sqEntries: 0, cqEntries: 4, features: 20, sqOff: 40, cqOff: 80 },
+  params: { size: 120, sqEntries: 0, cqEntries: 4, flags: 8, features: 20, sqOff: 40, cqOff: 80 },
   sqOffsets: { head: 0, tail: 4, ringMask: 8, array: 24 },
   cqOffsets: { head: 0, tail: 4, ringMask: 8, cqes: 20 },
   sqe: {
@@ -72,6 +72,7 @@ const ioUring: IoUringLayout = {
     userData: 32,
   },
   cqe: { size: 16, userData: 0, res: 8 },
+  setupCqsize: 1 << 3,
   offSqRing: 0,
   offSqes: 0x10000000,
   opPollAdd: 6,

@@ -38,6 +38,8 @@ const POLL = 1;
 const DOORBELL = 2;
 /** Submission entries: one poll and its send. */
 const ENTRIES = 2;
+/** Completion entries (`IORING_SETUP_CQSIZE`). */
+const CQ_ENTRIES = 64;
 
 /** How often the bound of a wait is checked, in milliseconds. */
 const TICK_MS = 1_000;
@@ -92,8 +94,8 @@ export class UringBackend implements Backend {
   readonly #doorbell: Socket;
   // The byte the doorbell send reads: off-heap, its address is in the entries.
   readonly #byte = new Uint8Array(new ArrayBuffer(8));
-  /** Whether a poll is in the kernel (submitted, its completion not yet seen). */
-  #armed = false;
+  /** Polls in the kernel (submitted, their completion not yet seen): 0 or 1, 2 after a recovery. */
+  #polls = 0;
   #resolve: ((count: number) => void) | null = null;
   /** errno of a failed request or submission: the backend is broken. */
   #failure = 0;
@@ -124,6 +126,11 @@ export class UringBackend implements Backend {
       throw new Deno.errors.NotSupported("io_uring is not available on this platform");
     }
     const params = new Uint8Array(new ArrayBuffer(u.params.size));
+    // A completion queue with room to spare: a recovered poll may complete
+    // beside its successor, and nothing must wait in the kernel's overflow list.
+    const asked = new DataView(params.buffer);
+    asked.setUint32(u.params.flags, u.setupCqsize, true);
+    asked.setUint32(u.params.cqEntries, CQ_ENTRIES, true);
     const ringFd = Number(lib.io_uring_setup!(BigInt(u.setupSyscall), ENTRIES, params));
     if (ringFd < 0) throw errnoError(errno[0]!, "io_uring_setup");
     const cleanup: (() => void)[] = [() => lib.close(ringFd)];
@@ -231,7 +238,7 @@ export class UringBackend implements Backend {
 
   wait(_interests: ReadonlyMap<number, Interest>, timeout: number): Promise<number> {
     if (this.#failure !== 0) return Promise.resolve(-1);
-    if (!this.#armed && !this.#submit()) return Promise.resolve(-1);
+    if (this.#polls === 0 && !this.#submit()) return Promise.resolve(-1);
     this.#bound = timeout;
     this.#waitNumber++;
     this.#startTimer();
@@ -258,7 +265,7 @@ export class UringBackend implements Backend {
       }
       return false;
     }
-    this.#armed = true;
+    this.#polls++;
     return true;
   }
 
@@ -273,7 +280,7 @@ export class UringBackend implements Backend {
       const at = this.#cqes + (head & this.#cqMask) * u.cqe.size;
       const res = view.getInt32(at + u.cqe.res, true);
       const poll = view.getUint32(at + u.cqe.userData, true) === POLL;
-      if (poll) this.#armed = false;
+      if (poll && this.#polls > 0) this.#polls--;
       if (res < 0) {
         this.#failure = -res;
         if (!poll && -res === libc().layout.errno.EBADF) this.#doorbellLost = true;
@@ -306,12 +313,14 @@ export class UringBackend implements Backend {
   }
 
   /**
-   * The bound of a wait: should the doorbell be lost (its socket closed
-   * behind our back, so that the kernel's send fails), a completion waits
-   * on the ring with no ring of the bell. Once a second, a pending wait
-   * whose completions have waited a whole tick, or that has lasted longer
-   * than the poller's bound, collects what is ready itself. One timer, not
-   * referenced; no clock read per wait.
+   * The bound of a wait, and its recovery should a wake-up ever be lost
+   * (the doorbell's socket closed behind our back, so that the kernel's
+   * send fails; or a poll gone without a completion). Once a second, a wait
+   * pending since the previous tick takes what the ring and the epoll set
+   * hold: a failure, or fds that have been ready without a ring of the
+   * bell, settle it (and a poll that did not fire on a ready set is given up
+   * for lost, so that the next wait submits a new one); so does the
+   * poller's bound. One timer, not referenced; no clock read per wait.
    */
   #startTimer(): void {
     if (this.#timer !== undefined) return;
@@ -321,25 +330,21 @@ export class UringBackend implements Backend {
       if (this.#watchedWait !== this.#waitNumber) {
         this.#watchedWait = this.#waitNumber;
         this.#watchedTicks = 0;
-        this.#completionsSeen = this.#completionsWaiting();
         return;
       }
       this.#watchedTicks++;
-      const stuck = this.#completionsSeen && this.#completionsWaiting();
-      this.#completionsSeen = this.#completionsWaiting();
-      if (!stuck && this.#watchedTicks * TICK_MS < this.#bound) return;
       this.#reap();
-      this.#settle(resolve, this.#failure !== 0 ? -1 : this.#epoll.collect());
+      if (this.#failure !== 0) {
+        this.#settle(resolve, -1);
+        return;
+      }
+      const count = this.#epoll.collect();
+      if (count === 0 && this.#watchedTicks * TICK_MS < this.#bound) return;
+      if (count > 0) this.#polls = 0;
+      this.#settle(resolve, count);
     }, TICK_MS);
     Deno.unrefTimer(timer);
     this.#timer = timer;
-  }
-
-  #completionsSeen = false;
-
-  /** Whether completions wait on the ring, unreaped. */
-  #completionsWaiting(): boolean {
-    return Atomics.load(this.#words, this.#cqHead) !== Atomics.load(this.#words, this.#cqTail);
   }
 
   events(count: number, report: Report): void {

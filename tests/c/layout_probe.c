@@ -375,6 +375,7 @@ int main(void) {
   PRINT("ioUring.params.size", sizeof(struct io_uring_params));
   OFFSET("ioUring.params", "sqEntries", struct io_uring_params, sq_entries);
   OFFSET("ioUring.params", "cqEntries", struct io_uring_params, cq_entries);
+  OFFSET("ioUring.params", "flags", struct io_uring_params, flags);
   OFFSET("ioUring.params", "features", struct io_uring_params, features);
   OFFSET("ioUring.params", "sqOff", struct io_uring_params, sq_off);
   OFFSET("ioUring.params", "cqOff", struct io_uring_params, cq_off);
@@ -398,6 +399,7 @@ int main(void) {
   PRINT("ioUring.cqe.size", sizeof(struct io_uring_cqe));
   OFFSET("ioUring.cqe", "userData", struct io_uring_cqe, user_data);
   OFFSET("ioUring.cqe", "res", struct io_uring_cqe, res);
+  PRINT("ioUring.setupCqsize", IORING_SETUP_CQSIZE);
   PRINT("ioUring.offSqRing", IORING_OFF_SQ_RING);
   PRINT("ioUring.offSqes", IORING_OFF_SQES);
   PRINT("ioUring.opPollAdd", IORING_OP_POLL_ADD);
