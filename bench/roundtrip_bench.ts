@@ -59,7 +59,7 @@ function libraryIntoRoundTrip(): void {
   libA.sendSync(one, options);
   const result = libB.recvIntoSync(intoBuffer, intoFds, intoResult);
   if (result === null || result.fds !== 1) throw new Error("Lost the fd");
-  new OwnedFd(intoFds[0]!).close();
+  OwnedFd.closeNumber(intoFds[0]!);
 }
 
 // --- C, built now ---

@@ -529,7 +529,8 @@ function libraryInProcess(library: Library, item: WorkItem): Promise<number> {
 /**
  * The sync round trip with `recvIntoSync()`: the data into one reused
  * buffer (64 KiB, as `recvSync()`'s default `maxBytes`), the fd numbers into
- * one reused `Int32Array`, each closed as it arrives.
+ * one reused `Int32Array`, each number closed as it arrives
+ * (`OwnedFd.closeNumber`).
  */
 function libraryInProcessInto(item: WorkItem): Promise<number> {
   const { OwnedFd, openFd, UnixSocket } = fdpass;
@@ -548,7 +549,7 @@ function libraryInProcessInto(item: WorkItem): Promise<number> {
           if (b.recvIntoSync(buffer, fds, result) === null) {
             throw new Error("Unexpected end of stream");
           }
-          for (let j = 0; j < result.fds; j++) new OwnedFd(fds[j]!).close();
+          for (let j = 0; j < result.fds; j++) OwnedFd.closeNumber(fds[j]!);
         }
       }
     };

@@ -409,6 +409,39 @@ export class OwnedFd extends Descriptor {
   }
 
   /**
+   * Closes an fd number that the caller owns, without an `OwnedFd` around
+   * it: for the numbers `UnixSocket.recvIntoSync()` delivers, in
+   * loops that allocate nothing. The same as `new OwnedFd(fd).close()`:
+   * async operations still waiting on the number reject with
+   * `Deno.errors.BadResource`, and `close` is not retried (Linux frees the
+   * number even when it fails with `EINTR`).
+   *
+   * @param fd The fd number.
+   * @throws {ErrnoError} `EBADF` when the number was not open.
+   *
+   * @example Close the fds received into an Int32Array
+   * ```ts
+   * import { openFd, OwnedFd, UnixSocket } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const [a, b] = UnixSocket.pair();
+   * using devNull = openFd("/dev/null");
+   * a.sendSync("x", { fds: [devNull, devNull] });
+   * const fds = new Int32Array(4);
+   * const { fds: count } = b.recvIntoSync(new Uint8Array(8), fds)!;
+   * assertEquals(count, 2);
+   * for (let i = 0; i < count; i++) OwnedFd.closeNumber(fds[i]!);
+   * a.close();
+   * b.close();
+   * ```
+   */
+  static closeNumber(fd: number): void {
+    if (typeof fd !== "number" || (fd | 0) !== fd || fd < 0) checkFdNumber(fd, "fd");
+    existingPoller()?.forget(fd, closedWhileWaiting);
+    closeFd(fd);
+  }
+
+  /**
    * Closes the fd. Calling it again does nothing.
    *
    * @example Close twice

@@ -551,7 +551,7 @@ export class UnixSocket {
    * The received fds are written as numbers into the start of `fds`, whose
    * length is the most accepted (like `maxFds`). They are close-on-exec and
    * belong to the caller from then on, with no `OwnedFd` around them and no
-   * garbage-collection backstop: close each one (`new OwnedFd(n).close()`),
+   * garbage-collection backstop: close each one (`OwnedFd.closeNumber(n)`),
    * adopt it (`new OwnedFd(n)`), or pass it on (`sendSync(data, { fds:
    * fds.subarray(0, count) })`). When more fds arrive than `fds` holds, or
    * the kernel reports `MSG_CTRUNC`, every fd that arrived is closed and a
@@ -587,7 +587,7 @@ export class UnixSocket {
    * const seen: string[] = [];
    * while (b.recvIntoSync(buffer, fds, result) !== null) {
    *   seen.push(`${new TextDecoder().decode(buffer.subarray(0, result.bytes))}: ${result.fds}`);
-   *   for (let i = 0; i < result.fds; i++) new OwnedFd(fds[i]!).close(); // ours to close
+   *   for (let i = 0; i < result.fds; i++) OwnedFd.closeNumber(fds[i]!); // ours to close
    * }
    * assertEquals(seen, ["one: 1", "two: 2"]);
    * b.close();

@@ -28,6 +28,7 @@ import {
   pipe,
   type ReceivedInto,
   UnixSocket,
+  waitReadable,
 } from "../mod.ts";
 import { libc } from "../ffi/libc.ts";
 import {
@@ -39,8 +40,13 @@ import {
   leakCheckedTest,
   pollUntilReadable,
   readUpTo,
+  rejectionOf,
+  startPoller,
   tempSocketPath,
 } from "./helpers.ts";
+
+// One test waits in the poller: its own fds are created before any census.
+await startPoller();
 
 const TYPES = ["stream", "seqpacket", "dgram"] as const;
 
@@ -56,7 +62,7 @@ function closeOnExec(fd: number): boolean {
 
 /** Closes the first `count` numbers of `fds`, which the caller owns. */
 function closeNumbers(fds: Int32Array, count: number): void {
-  for (let i = 0; i < count; i++) new OwnedFd(fds[i]!).close();
+  for (let i = 0; i < count; i++) OwnedFd.closeNumber(fds[i]!);
 }
 
 for (const type of TYPES) {
@@ -618,3 +624,43 @@ leakCheckedTest("recvIntoSync() and sendSync() loop many times without leaking f
     closeAll(a, b);
   }
 });
+
+leakCheckedTest(
+  "OwnedFd.closeNumber() closes a number the caller owns and throws EBADF for one that is not open",
+  () => {
+    const [a, b] = UnixSocket.pair();
+    using devNull = openFd("/dev/null");
+    try {
+      a.sendSync("x", { fds: [devNull] });
+      const fds = new Int32Array(1);
+      b.recvIntoSync(new Uint8Array(4), fds);
+      const n = fds[0]!;
+      assert(isOpen(n));
+      OwnedFd.closeNumber(n);
+      assertFalse(isOpen(n));
+      const error = assertThrows(() => OwnedFd.closeNumber(n), Error);
+      assertEquals((error as { code?: string }).code, "EBADF");
+      assertThrows(() => OwnedFd.closeNumber(-1), RangeError, 'Argument "fd"');
+      assertThrows(() => OwnedFd.closeNumber(1.5), RangeError, 'Argument "fd"');
+      assertThrows(() => OwnedFd.closeNumber("3" as unknown as number), TypeError, 'Argument "fd"');
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);
+
+leakCheckedTest(
+  "OwnedFd.closeNumber() rejects an async wait on that number, as OwnedFd.close() does",
+  async () => {
+    const [a, b] = UnixSocket.pair();
+    try {
+      const copy = borrowFd(b.fd).dup().release();
+      const waiting = waitReadable(copy);
+      OwnedFd.closeNumber(copy);
+      const error = await rejectionOf(waiting, "the wait on the closed number");
+      assert(error instanceof Deno.errors.BadResource, String(error));
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);

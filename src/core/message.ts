@@ -322,8 +322,8 @@ export interface ReceivedInto {
   bytes: number;
   /**
    * How many fds were written to the start of the fds array. They are
-   * close-on-exec, and the caller owns them: close each one, adopt it with
-   * `new OwnedFd(n)`, or pass it on.
+   * close-on-exec, and the caller owns them: close each one
+   * (`OwnedFd.closeNumber(n)`), adopt it with `new OwnedFd(n)`, or pass it on.
    */
   fds: number;
   /**
@@ -588,10 +588,10 @@ function closeReceived(from: number, count: number): void {
  * (no `MSG_CMSG_CLOEXEC`: macOS). This races with a concurrent fork+exec in
  * another thread, as in every library on macOS.
  */
-function setReceivedCloseOnExec(count: number): void {
+function setCloseOnExec(fds: Int32Array, count: number): void {
   const { layout, fcntl } = libc();
   const c = layout.constants;
-  for (let i = 0; i < count; i++) fcntl(receivedFds[i]!, c.F_SETFD, c.FD_CLOEXEC);
+  for (let i = 0; i < count; i++) fcntl(fds[i]!, c.F_SETFD, c.FD_CLOEXEC);
 }
 
 /** Below this many bytes a plain loop copies faster than `set(subarray())`. */
@@ -638,7 +638,7 @@ export function parseReceived<F>(
   // Sized once: a message of many fds does not grow the array step by step.
   const fds: F[] = n === 0 ? [] : new Array<F>(n);
   if (n > 0) {
-    if (!hostShape.layout.features.msgCmsgCloexec) setReceivedCloseOnExec(n);
+    if (!hostShape.layout.features.msgCmsgCloexec) setCloseOnExec(receivedFds, n);
     let i = 0;
     try {
       for (; i < n; i++) fds[i] = adopt(receivedFds[i]!);
@@ -704,20 +704,46 @@ export function receiveInto(
   } else {
     buffer.set(source.subarray(0, count));
   }
-  const n = takeControl(kit);
-  const room = fds === null ? 0 : fds.length;
   const shape = hostShape;
-  const got = receivedFlags;
-  if (n > room || (got & shape.msgCtrunc) !== 0) {
-    throw refusal(n, room, source.slice(0, count), "the fds array holds");
+  const got = view.getInt32(kit.flagsAt, true);
+  const room = fds === null ? 0 : fds.length;
+  let n = 0;
+  let credentials: MessageCredentials | null = null;
+  const base = kit.controlOffset;
+  // msg_controllen; a high half that is not 0 (never seen) takes the walk.
+  const length = kit.controllenWide && view.getUint32(kit.controllenAt + 4, true) !== 0
+    ? -1
+    : view.getUint32(kit.controllenAt, true);
+  const len = view.getUint32(base + shape.lenAt, true);
+  if (length === 0 && (got & shape.msgCtrunc) === 0) {
+    // No control data.
+  } else if (
+    // The common case: one SCM_RIGHTS message that is all of the control
+    // data (msg_controllen is its CMSG_SPACE), nothing cut, and room for
+    // its fds, which go straight from the kit into the caller's array.
+    ((len + shape.alignMask) & ~shape.alignMask) === length && len >= shape.dataOffset &&
+    (got & shape.msgCtrunc) === 0 && (len - shape.dataOffset) >>> 2 <= room &&
+    (!shape.wideLen || view.getUint32(base + shape.lenAt + 4, true) === 0) &&
+    view.getInt32(base + shape.levelAt, true) === shape.solSocket &&
+    view.getInt32(base + shape.typeAt, true) === shape.scmRights
+  ) {
+    n = (len - shape.dataOffset) >>> 2;
+    const first = base + shape.dataOffset;
+    for (let i = 0; i < n; i++) fds![i] = view.getInt32(first + i * FD_SIZE, true);
+    if (!shape.layout.features.msgCmsgCloexec) setCloseOnExec(fds!, n);
+  } else {
+    n = takeControl(kit);
+    credentials = scannedCredentials;
+    if (n > room || (got & shape.msgCtrunc) !== 0) {
+      throw refusal(n, room, source.slice(0, count), "the fds array holds");
+    }
+    if (n > 0) {
+      if (!shape.layout.features.msgCmsgCloexec) setCloseOnExec(receivedFds, n);
+      for (let i = 0; i < n; i++) fds![i] = receivedFds[i]!;
+    }
   }
   const truncated = (got & shape.msgTrunc) !== 0;
   if (count === 0 && n === 0 && !truncated && endOnEmpty) return null;
-  if (n > 0) {
-    if (!shape.layout.features.msgCmsgCloexec) setReceivedCloseOnExec(n);
-    for (let i = 0; i < n; i++) fds![i] = receivedFds[i]!;
-  }
-  const credentials = scannedCredentials;
   try {
     result.bytes = count;
     result.fds = n;
