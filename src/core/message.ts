@@ -165,10 +165,13 @@ export class MessageKit {
     return this.bytes.subarray(this.nameOffset, this.nameOffset + SOCKADDR_CAPACITY);
   }
 
-  /** Sets `msg_controllen`. */
+  /**
+   * Sets `msg_controllen`: its low 32 bits. The high half of a 64-bit field
+   * (or musl's pad word) is 0 from the start and stays 0: this kit writes
+   * only values below 2^32 there, and so does the kernel (docs/abi.md).
+   */
   setControlLength(length: number): void {
     this.view.setUint32(this.controllenAt, length, true);
-    if (this.controllenWide) this.view.setUint32(this.controllenAt + 4, 0, true);
   }
 
   /** Fd count of the `SCM_RIGHTS` header now in the control buffer, or -1. */
@@ -395,6 +398,10 @@ interface ControlShape {
   readonly gidAt: number;
   readonly msgTrunc: number;
   readonly msgCtrunc: number;
+  /** `MSG_TRUNC | MSG_CTRUNC`. */
+  readonly cutFlags: number;
+  /** Whether received fds need `FD_CLOEXEC` set one by one (no `MSG_CMSG_CLOEXEC`). */
+  readonly slowFds: boolean;
 }
 
 let lastShape: ControlShape | undefined;
@@ -421,6 +428,8 @@ function shapeOf(layout: Layout): ControlShape {
     gidAt: layout.peerCredentials.gidOffset,
     msgTrunc: c.MSG_TRUNC,
     msgCtrunc: c.MSG_CTRUNC,
+    cutFlags: c.MSG_TRUNC | c.MSG_CTRUNC,
+    slowFds: !layout.features.msgCmsgCloexec,
   };
 }
 
@@ -638,7 +647,7 @@ export function parseReceived<F>(
   // Sized once: a message of many fds does not grow the array step by step.
   const fds: F[] = n === 0 ? [] : new Array<F>(n);
   if (n > 0) {
-    if (!hostShape.layout.features.msgCmsgCloexec) setCloseOnExec(receivedFds, n);
+    if (hostShape.slowFds) setCloseOnExec(receivedFds, n);
     let i = 0;
     try {
       for (; i < n; i++) fds[i] = adopt(receivedFds[i]!);
@@ -655,6 +664,44 @@ export function parseReceived<F>(
     credentials,
   };
   if (wantAddress) message.address = decodeAddress(kit.name(), kit.nameLength());
+  return message;
+}
+
+/**
+ * Makes one `recvmsg` into the receive kit and parses it (see
+ * {@linkcode parseReceived}), with the end-of-stream rule: 0 bytes is the
+ * end on a stream, and 0 bytes with no fds on a seqpacket socket unless
+ * the kernel says a longer record was cut (`MSG_TRUNC`, as with
+ * `maxBytes: 0`).
+ *
+ * @param fd The socket.
+ * @param maxBytes Data capacity.
+ * @param maxFds Most fds accepted.
+ * @param wantAddress Whether to decode the sender's address.
+ * @param adopt Wraps each received fd number.
+ * @param endOnEmpty Whether the end-of-stream rule applies (not on dgram sockets).
+ * @param flags `recvmsg` flags (`MSG_CMSG_CLOEXEC` and `MSG_DONTWAIT` as needed).
+ * @returns The message; `null` at end of stream; or {@linkcode RECEIVE_FAILED}
+ * when `recvmsg` returned -1 (read errno next).
+ */
+export function receiveMessage<F>(
+  fd: number,
+  maxBytes: number,
+  maxFds: number,
+  wantAddress: boolean,
+  adopt: (fd: number) => F,
+  endOnEmpty: boolean,
+  flags: number,
+): Received<F> | null | typeof RECEIVE_FAILED {
+  const kit = recvKit ?? getRecvKit();
+  if (maxBytes > kit.data.byteLength) kit.ensureData(maxBytes);
+  kit.setIov(0, maxBytes);
+  kit.offerWholeControl();
+  kit.view.setUint32(kit.namelenAt, wantAddress ? SOCKADDR_CAPACITY : 0, true);
+  const count = libc().lib.recvmsg(fd, kit.header, flags);
+  if (count < 0) return RECEIVE_FAILED;
+  const message = parseReceived(kit, count, maxFds, wantAddress, adopt);
+  if (count === 0 && endOnEmpty && message.fds.length === 0 && !message.truncated) return null;
   return message;
 }
 
@@ -689,9 +736,8 @@ export function receiveInto(
 ): ReceivedInto | null | typeof RECEIVE_FAILED {
   const kit = recvKit ?? getRecvKit();
   const view = kit.view;
-  const size = buffer.byteLength;
-  const capacity = size > 0x7fffffff ? 0x7fffffff : size;
-  if (capacity > kit.data.byteLength) kit.ensureData(capacity);
+  let capacity = buffer.byteLength;
+  if (capacity > kit.data.byteLength) capacity = growFor(kit, capacity);
   kit.setIov(0, capacity);
   kit.offerWholeControl();
   view.setUint32(kit.namelenAt, 0, true);
@@ -704,79 +750,93 @@ export function receiveInto(
   } else {
     buffer.set(source.subarray(0, count));
   }
+  // The common case in a few reads: one SCM_RIGHTS message that is all of
+  // the control data (msg_controllen is its CMSG_SPACE), nothing cut, and
+  // room for its fds, which go straight from the kit into the caller's
+  // array. Anything else (no fds included) is finishInto().
   const shape = hostShape;
-  const got = view.getInt32(kit.flagsAt, true);
-  const room = fds === null ? 0 : fds.length;
-  let n = 0;
-  let credentials: MessageCredentials | null = null;
   const base = kit.controlOffset;
-  // msg_controllen; a high half that is not 0 (never seen) takes the walk.
-  const length = kit.controllenWide && view.getUint32(kit.controllenAt + 4, true) !== 0
-    ? -1
-    : view.getUint32(kit.controllenAt, true);
+  const length = view.getUint32(kit.controllenAt, true);
   const len = view.getUint32(base + shape.lenAt, true);
-  if (length === 0 && (got & shape.msgCtrunc) === 0) {
-    // No control data.
-  } else if (
-    // The common case: one SCM_RIGHTS message that is all of the control
-    // data (msg_controllen is its CMSG_SPACE), nothing cut, and room for
-    // its fds, which go straight from the kit into the caller's array.
-    ((len + shape.alignMask) & ~shape.alignMask) === length && len >= shape.dataOffset &&
-    (got & shape.msgCtrunc) === 0 && (len - shape.dataOffset) >>> 2 <= room &&
-    (!shape.wideLen || view.getUint32(base + shape.lenAt + 4, true) === 0) &&
-    view.getInt32(base + shape.levelAt, true) === shape.solSocket &&
-    view.getInt32(base + shape.typeAt, true) === shape.scmRights
+  const n = (len - shape.dataOffset) >>> 2;
+  if (
+    fds === null || n > fds.length || len < shape.dataOffset ||
+    ((len + shape.alignMask) & ~shape.alignMask) !== length ||
+    (view.getInt32(kit.flagsAt, true) & shape.cutFlags) !== 0 || shape.slowFds ||
+    view.getInt32(base + shape.levelAt, true) !== shape.solSocket ||
+    view.getInt32(base + shape.typeAt, true) !== shape.scmRights ||
+    (shape.wideLen && view.getUint32(base + shape.lenAt + 4, true) !== 0)
   ) {
-    n = (len - shape.dataOffset) >>> 2;
-    const first = base + shape.dataOffset;
-    for (let i = 0; i < n; i++) fds![i] = view.getInt32(first + i * FD_SIZE, true);
-    if (!shape.layout.features.msgCmsgCloexec) setCloseOnExec(fds!, n);
-  } else {
-    n = takeControl(kit);
-    credentials = scannedCredentials;
-    if (n > room || (got & shape.msgCtrunc) !== 0) {
-      throw refusal(n, room, source.slice(0, count), "the fds array holds");
-    }
-    if (n > 0) {
-      if (!shape.layout.features.msgCmsgCloexec) setCloseOnExec(receivedFds, n);
-      for (let i = 0; i < n; i++) fds![i] = receivedFds[i]!;
-    }
+    return finishInto(kit, count, buffer, fds, result, endOnEmpty);
   }
-  const truncated = (got & shape.msgTrunc) !== 0;
-  if (count === 0 && n === 0 && !truncated && endOnEmpty) return null;
+  const first = base + shape.dataOffset;
+  for (let i = 0; i < n; i++) fds[i] = view.getInt32(first + i * FD_SIZE, true);
+  return deliver(result, count, n, false, null, fds);
+}
+
+/** Grows the kit's data buffer for a capacity beyond it; returns the capacity offered. */
+function growFor(kit: MessageKit, size: number): number {
+  const capacity = size > 0x7fffffff ? 0x7fffffff : size;
+  kit.ensureData(capacity);
+  return capacity;
+}
+
+/**
+ * Writes the counts into the caller's result. If that throws (a frozen
+ * object, a setter), the caller cannot learn how many fds arrived, so none
+ * of them may stay open: they are closed.
+ */
+function deliver(
+  result: ReceivedInto,
+  count: number,
+  n: number,
+  truncated: boolean,
+  credentials: MessageCredentials | null,
+  fds: Int32Array | null,
+): ReceivedInto {
   try {
     result.bytes = count;
     result.fds = n;
     result.truncated = truncated;
     result.credentials = credentials;
   } catch (error) {
-    // A frozen object, or a setter that threw: the caller cannot learn how
-    // many fds arrived, so none of them may stay open.
     closeFdsOf(fds, n);
     throw error;
   }
   return result;
 }
 
+/**
+ * The rest of {@linkcode receiveInto} for every message but the common
+ * one: no control data, cut data or control, several cmsgs, credentials,
+ * more fds than `fds` holds, platforms without `MSG_CMSG_CLOEXEC`.
+ */
+function finishInto(
+  kit: MessageKit,
+  count: number,
+  buffer: Uint8Array,
+  fds: Int32Array | null,
+  result: ReceivedInto,
+  endOnEmpty: boolean,
+): ReceivedInto | null {
+  const shape = hostShape;
+  const n = takeControl(kit);
+  const got = receivedFlags;
+  const credentials = scannedCredentials;
+  const room = fds === null ? 0 : fds.length;
+  if (n > room || (got & shape.msgCtrunc) !== 0) {
+    throw refusal(n, room, buffer.slice(0, count), "the fds array holds");
+  }
+  const truncated = (got & shape.msgTrunc) !== 0;
+  if (count === 0 && n === 0 && !truncated && endOnEmpty) return null;
+  if (n > 0) {
+    if (shape.slowFds) setCloseOnExec(receivedFds, n);
+    for (let i = 0; i < n; i++) fds![i] = receivedFds[i]!;
+  }
+  return deliver(result, count, n, truncated, credentials, fds);
+}
+
 function closeFdsOf(fds: Int32Array | null, count: number): void {
   const { lib } = libc();
   for (let i = 0; i < count; i++) lib.close(fds![i]!);
-}
-
-/**
- * Prepares the receive kit for one `recvmsg` of up to `maxBytes`.
- *
- * @param kit The receive kit.
- * @param maxBytes The data capacity to offer.
- * @param wantAddress Whether to ask for the sender's address.
- */
-export function prepareReceive(
-  kit: MessageKit,
-  maxBytes: number,
-  wantAddress: boolean,
-): void {
-  kit.ensureData(maxBytes);
-  kit.setIov(0, maxBytes);
-  kit.offerWholeControl();
-  kit.setNameLength(wantAddress ? SOCKADDR_CAPACITY : 0);
 }

@@ -9,15 +9,13 @@
 import { libc } from "../../ffi/libc.ts";
 import { checkFdNumber, describeValue, type FdLike, fdNumberOf } from "./checks.ts";
 import {
-  getRecvKit,
   getSendKit,
   type MessageKit,
-  parseReceived,
-  prepareReceive,
   RECEIVE_FAILED,
   type Received,
   type ReceivedInto,
   receiveInto,
+  receiveMessage,
   writeRights,
   writeRightsFrom,
 } from "./message.ts";
@@ -89,13 +87,13 @@ export function collectFds(fds: Iterable<FdLike> | undefined): readonly number[]
 }
 
 function fdAt(item: FdLike, i: number): number {
-  // The common cases without building the argument name.
-  if (typeof item === "number" && Number.isInteger(item) && item >= 0 && item <= 0x7fffffff) {
-    return item;
-  }
+  // The common cases without building the argument name: an open fd
+  // object, or a number (`(n | 0) === n` is an integer in int32 range).
   if (typeof item === "object" && item !== null && (item as { closed?: unknown }).closed !== true) {
     const fd = (item as { fd?: unknown }).fd;
-    if (typeof fd === "number" && Number.isInteger(fd) && fd >= 0 && fd <= 0x7fffffff) return fd;
+    if (typeof fd === "number" && (fd | 0) === fd && fd >= 0) return fd;
+  } else if (typeof item === "number" && (item | 0) === item && item >= 0) {
+    return item;
   }
   return fdNumberOf(item, `fds[${i}]`);
 }
@@ -600,12 +598,11 @@ export function recvStep<F>(
   flags: number,
   adopt: (fd: number) => F,
 ): Received<F> | null | WouldBlock {
-  const { lib, layout } = libc();
-  const kit = getRecvKit();
+  const all = (recvState ?? initRecvState()).cloexec | flags;
+  const endOnEmpty = type !== "dgram";
   for (;;) {
-    prepareReceive(kit, maxBytes, wantAddress);
-    const n = lib.recvmsg(fd, kit.header, layout.constants.MSG_CMSG_CLOEXEC | flags);
-    if (n >= 0) return finishReceive(kit, n, type, maxFds, wantAddress, adopt);
+    const message = receiveMessage(fd, maxBytes, maxFds, wantAddress, adopt, endOnEmpty, all);
+    if (message !== RECEIVE_FAILED) return message;
     if (failure("recvmsg") === WOULD_BLOCK) return WOULD_BLOCK;
   }
 }
@@ -630,30 +627,21 @@ export function recvBlocking<F>(
   wantAddress: boolean,
   adopt: (fd: number) => F,
 ): Received<F> | null {
+  const state = recvState ?? initRecvState();
+  const endOnEmpty = type !== "dgram";
   for (;;) {
-    const message = recvStep(fd, type, maxBytes, maxFds, wantAddress, 0, adopt);
-    if (message !== WOULD_BLOCK) return message;
-    waitSync(fd, libc().layout.constants.POLLIN);
+    const message = receiveMessage(
+      fd,
+      maxBytes,
+      maxFds,
+      wantAddress,
+      adopt,
+      endOnEmpty,
+      state.cloexec,
+    );
+    if (message !== RECEIVE_FAILED) return message;
+    if (failure("recvmsg") === WOULD_BLOCK) waitSync(fd, state.pollIn);
   }
-}
-
-/**
- * Parses a successful `recvmsg` and applies the end-of-stream rule: 0 bytes
- * is the end on a stream, and 0 bytes with no fds on a seqpacket socket
- * unless the kernel says a longer record was cut (`MSG_TRUNC`, as with
- * `maxBytes: 0`).
- */
-function finishReceive<F>(
-  kit: MessageKit,
-  n: number,
-  type: SocketType,
-  maxFds: number,
-  wantAddress: boolean,
-  adopt: (fd: number) => F,
-): Received<F> | null {
-  const message = parseReceived(kit, n, maxFds, wantAddress, adopt);
-  if (n === 0 && type !== "dgram" && message.fds.length === 0 && !message.truncated) return null;
-  return message;
 }
 
 /**
@@ -746,8 +734,6 @@ export function recvIntoStep(
 
 /** What the receives read on every call, looked up once. */
 interface RecvState {
-  readonly kit: MessageKit;
-  readonly lib: ReturnType<typeof libc>["lib"];
   readonly cloexec: number;
   readonly pollIn: number;
 }
@@ -755,10 +741,8 @@ interface RecvState {
 let recvState: RecvState | undefined;
 
 function initRecvState(): RecvState {
-  const { lib, layout } = libc();
+  const { layout } = libc();
   return recvState = {
-    kit: getRecvKit(),
-    lib,
     cloexec: layout.constants.MSG_CMSG_CLOEXEC,
     pollIn: layout.constants.POLLIN,
   };
