@@ -566,8 +566,18 @@ leakCheckedTest("recvIntoSync() delivers SCM_CREDENTIALS when passCredentials is
   try {
     b.passCredentials = true;
     a.sendSync("who");
-    const result = b.recvIntoSync(new Uint8Array(8))!;
+    // An fds array with room: the SCM_CREDENTIALS message is not taken for fds.
+    const fds = new Int32Array(8).fill(-1);
+    const result = b.recvIntoSync(new Uint8Array(8), fds)!;
+    assertEquals([result.bytes, result.fds], [3, 0]);
     assertEquals(result.credentials?.pid, Deno.pid);
+    assertEquals(fds[0], -1);
+    // With fds too: both arrive.
+    using devNull = openFd("/dev/null");
+    a.sendSync("fd", { fds: [devNull] });
+    const both = b.recvIntoSync(new Uint8Array(8), fds)!;
+    assertEquals([both.bytes, both.fds, both.credentials?.pid], [2, 1, Deno.pid]);
+    closeNumbers(fds, 1);
   } finally {
     closeAll(a, b);
   }
