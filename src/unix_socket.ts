@@ -736,11 +736,17 @@ export class UnixSocket {
    * b.close();
    * ```
    */
-  async recv(options?: AsyncReceiveOptions): Promise<ReceivedMessage | null> {
-    this.fd;
-    const [maxBytes, maxFds] = receiveLimits(options, this.#type);
-    const signal = checkSignal(options?.signal);
-    return await recvAsync(this.#handle, this.#type, maxBytes, maxFds, false, signal, adopt);
+  recv(options?: AsyncReceiveOptions): Promise<ReceivedMessage | null> {
+    // Not an async function: the driver's promise is returned as it is,
+    // one microtask hop less per message. Errors still come as rejections.
+    try {
+      this.fd;
+      const [maxBytes, maxFds] = receiveLimits(options, this.#type);
+      const signal = checkSignal(options?.signal);
+      return recvAsync(this.#handle, this.#type, maxBytes, maxFds, false, signal, adopt);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
