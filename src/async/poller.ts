@@ -71,6 +71,9 @@ export interface Operation<T> {
   attempt(): T | WouldBlock;
 }
 
+/** What an attempt that threw returns in the report (its waiter is rejected). */
+const FAILED: unique symbol = Symbol("failed");
+
 /** How many attempting readers one readiness report serves at most. */
 const ATTEMPTS_PER_REPORT = 64;
 
@@ -463,19 +466,10 @@ export class Poller {
         if (operation === null) {
           this.#ready(entry, waiter, undefined);
         } else if (!drained) {
-          let result: unknown;
-          try {
-            result = operation.attempt();
-          } catch (error) {
-            this.#drop(entry, waiter);
-            waiter.reject(error);
-            waiter = next;
-            continue;
-          }
-          if (result !== WOULD_BLOCK) this.#ready(entry, waiter, result);
+          const result = this.#attempt(entry, waiter, operation);
           // Would block: the data is gone and the others keep waiting. A spent
           // budget: the level-triggered registration reports the rest.
-          if (result === WOULD_BLOCK || --budget === 0) drained = true;
+          if (result === WOULD_BLOCK || (result !== FAILED && --budget === 0)) drained = true;
         }
         waiter = next;
       }
@@ -487,16 +481,7 @@ export class Poller {
         if (operation === null) {
           this.#ready(entry, waiter, undefined);
         } else {
-          let result: unknown;
-          try {
-            result = operation.attempt();
-          } catch (error) {
-            this.#drop(entry, waiter);
-            waiter.reject(error);
-            waiter = next;
-            continue;
-          }
-          if (result !== WOULD_BLOCK) this.#ready(entry, waiter, result);
+          this.#attempt(entry, waiter, operation);
         }
         waiter = next;
       }
@@ -505,6 +490,24 @@ export class Poller {
     // fd as it is now.
     this.#update(fd, entry, true);
   };
+
+  /**
+   * Makes a waiter's call now: settles the waiter with its result, or
+   * rejects it with what the call threw ({@linkcode FAILED}), or leaves it
+   * waiting ({@linkcode WOULD_BLOCK}).
+   */
+  #attempt(entry: Entry, waiter: Waiter, operation: Operation<unknown>): unknown {
+    let result: unknown;
+    try {
+      result = operation.attempt();
+    } catch (error) {
+      this.#drop(entry, waiter);
+      waiter.reject(error);
+      return FAILED;
+    }
+    if (result !== WOULD_BLOCK) this.#ready(entry, waiter, result);
+    return result;
+  }
 
   #ready(entry: Entry, waiter: Waiter, result: unknown): void {
     this.#drop(entry, waiter);
