@@ -273,17 +273,19 @@ export class UringBackend implements Backend {
   #reap(): void {
     const words = this.#words;
     const view = this.#view;
-    const u = libc().layout.ioUring!;
+    const { ioUring: u, errno: errnoNumbers } = libc().layout;
     let head = Atomics.load(words, this.#cqHead);
     const tail = Atomics.load(words, this.#cqTail);
     while (head !== tail) {
-      const at = this.#cqes + (head & this.#cqMask) * u.cqe.size;
-      const res = view.getInt32(at + u.cqe.res, true);
-      const poll = view.getUint32(at + u.cqe.userData, true) === POLL;
+      const at = this.#cqes + (head & this.#cqMask) * u!.cqe.size;
+      const res = view.getInt32(at + u!.cqe.res, true);
+      const poll = view.getUint32(at + u!.cqe.userData, true) === POLL;
       if (poll && this.#polls > 0) this.#polls--;
-      if (res < 0) {
+      // A doorbell send that would block found the bell already ringing
+      // (unread bytes fill its socket): nothing is lost.
+      if (res < 0 && (poll || -res !== errnoNumbers.EAGAIN)) {
         this.#failure = -res;
-        if (!poll && -res === libc().layout.errno.EBADF) this.#doorbellLost = true;
+        if (!poll && -res === errnoNumbers.EBADF) this.#doorbellLost = true;
       }
       head = (head + 1) >>> 0;
     }
