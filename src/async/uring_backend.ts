@@ -28,6 +28,7 @@ import { Socket } from "node:net";
 import { libc } from "../../ffi/libc.ts";
 import { errnoError } from "../core/errors.ts";
 import { closeFd, setNonblocking } from "../core/fd_ops.ts";
+import { mapMemory, unmapMemory } from "../core/memory_map.ts";
 import { socketPair } from "../core/socket_calls.ts";
 import type { Backend, Interest, Report } from "./backend.ts";
 import { EpollBackend } from "./epoll_backend.ts";
@@ -44,9 +45,6 @@ const CQ_ENTRIES = 64;
 /** How often the bound of a wait is checked, in milliseconds. */
 const TICK_MS = 1_000;
 
-/** The kernel's answer to `MAP_FAILED`. */
-const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
-
 interface Mapping {
   readonly pointer: Deno.PointerObject;
   readonly size: number;
@@ -54,24 +52,18 @@ interface Mapping {
 }
 
 function mapRing(fd: number, size: number, offset: number): Mapping {
-  const { lib, layout, errno } = libc();
-  const c = layout.constants;
-  const pointer = lib.mmap(
-    null,
-    BigInt(size),
-    c.PROT_READ | c.PROT_WRITE,
-    c.MAP_SHARED | layout.ioUring!.mapPopulate,
+  const { layout } = libc();
+  const pointer = mapMemory(
     fd,
-    BigInt(offset),
+    size,
+    layout.constants.MAP_SHARED | layout.ioUring!.mapPopulate,
+    offset,
   );
-  if (pointer === null || Deno.UnsafePointer.value(pointer) === MAP_FAILED) {
-    throw errnoError(errno[0]!, "mmap");
-  }
   return { pointer, size, bytes: Deno.UnsafePointerView.getArrayBuffer(pointer, size) };
 }
 
-function unmap(mapping: Mapping | null): void {
-  if (mapping !== null) libc().lib.munmap(mapping.pointer, BigInt(mapping.size));
+function unmap(mapping: Mapping): void {
+  unmapMemory(mapping.pointer, mapping.size);
 }
 
 /** See the module doc; the registrations are {@linkcode EpollBackend}'s. */
@@ -126,16 +118,15 @@ export class UringBackend implements Backend {
       throw new Deno.errors.NotSupported("io_uring is not available on this platform");
     }
     const params = new Uint8Array(new ArrayBuffer(u.params.size));
+    const p = new DataView(params.buffer);
     // A completion queue with room to spare: a recovered poll may complete
     // beside its successor, and nothing must wait in the kernel's overflow list.
-    const asked = new DataView(params.buffer);
-    asked.setUint32(u.params.flags, u.setupCqsize, true);
-    asked.setUint32(u.params.cqEntries, CQ_ENTRIES, true);
+    p.setUint32(u.params.flags, u.setupCqsize, true);
+    p.setUint32(u.params.cqEntries, CQ_ENTRIES, true);
     const ringFd = Number(lib.io_uring_setup!(BigInt(u.setupSyscall), ENTRIES, params));
     if (ringFd < 0) throw errnoError(errno[0]!, "io_uring_setup");
     const cleanup: (() => void)[] = [() => lib.close(ringFd)];
     try {
-      const p = new DataView(params.buffer);
       const features = p.getUint32(u.params.features, true);
       const needed = u.featSingleMmap | u.featNodrop | u.featFastPoll;
       if ((features & needed) !== needed) {

@@ -22,6 +22,7 @@ import { libc } from "../../ffi/libc.ts";
 import { describeValue, type FdLike, fdNumberOf } from "../core/checks.ts";
 import { errnoError } from "../core/errors.ts";
 import { statFd } from "../core/fd_ops.ts";
+import { mapMemory, unmapMemory } from "../core/memory_map.ts";
 
 /** Options for {@linkcode MemFd.map} and {@linkcode mapShared}. */
 export interface MapOptions {
@@ -48,8 +49,6 @@ export interface MapOptions {
    */
   copyOnWrite?: boolean;
 }
-
-const MAP_FAILED = 0xffff_ffff_ffff_ffffn;
 
 // Set by SharedMapping's static block: the module's access to its private
 // constructor, so that only mapFd() makes mappings.
@@ -182,9 +181,9 @@ export class SharedMapping {
     // Detach first: every view over the buffer becomes empty, so no later
     // access can reach the pages munmap is about to free.
     buffer.transfer(0);
-    const rc = libc().lib.munmap(this.#pointer, BigInt(this.#byteLength));
+    const failed = unmapMemory(this.#pointer, this.#byteLength);
     onUnmap?.(this);
-    if (rc !== 0) throw errnoError(libc().errno[0]!, "munmap");
+    if (failed !== 0) throw errnoError(failed, "munmap");
   }
 
   /** Unmaps; lets `using` manage the mapping. */
@@ -227,7 +226,7 @@ export function mapFd(
       `Option "copyOnWrite" must be a boolean, received ${describeValue(copyOnWrite)}`,
     );
   }
-  const { lib, layout } = libc();
+  const { layout } = libc();
   const c = layout.constants;
   const stat = statFd(fd);
   let length: number;
@@ -253,17 +252,7 @@ export function mapFd(
       }: the file has only ${stat.size} bytes (pages past the end raise SIGBUS)`,
     );
   }
-  const pointer = lib.mmap(
-    null,
-    BigInt(length),
-    c.PROT_READ | c.PROT_WRITE,
-    copyOnWrite ? c.MAP_PRIVATE : c.MAP_SHARED,
-    fd,
-    BigInt(offset),
-  );
-  if (pointer === null || Deno.UnsafePointer.value(pointer) === MAP_FAILED) {
-    throw errnoError(libc().errno[0]!, "mmap");
-  }
+  const pointer = mapMemory(fd, length, copyOnWrite ? c.MAP_PRIVATE : c.MAP_SHARED, offset);
   return newMapping(pointer, length, copyOnWrite, onUnmap);
 }
 
