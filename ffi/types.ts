@@ -473,6 +473,8 @@ export interface Constants {
   readonly EPOLLHUP: number;
   /** 0: the platform has no such flag; check `features.epoll`. */
   readonly EPOLLONESHOT: number;
+  /** 0: the platform has no such flag; check `features.epoll`. */
+  readonly EPOLLET: number;
   /** `mmap` `PROT_READ`. */
   readonly PROT_READ: number;
   /** `mmap` `PROT_WRITE`. */

@@ -166,6 +166,106 @@ leakCheckedTest(
   },
 );
 
+/** The backends here whose registrations are edge-triggered and stay armed between waits. */
+const EDGE_BACKENDS = [DEFAULT_BACKEND, ...OTHER_BACKENDS].filter((name) => name !== "poll");
+
+/** Runs `body` with `backend` as the poller's backend, then goes back to the default. */
+async function withBackend(
+  backend: typeof DEFAULT_BACKEND,
+  body: () => Promise<void>,
+): Promise<void> {
+  configurePoller({ backend });
+  try {
+    await body();
+  } finally {
+    await assertPollerIdle();
+    configurePoller({ backend: DEFAULT_BACKEND });
+    // Bring the default backend (its fds) back before the fd census.
+    await within(waitWritable(2), 5_000, "the default backend to start");
+  }
+}
+
+for (const backend of EDGE_BACKENDS) {
+  leakCheckedTest(
+    `recv() that waits again on a socket it waited on before makes no epoll_ctl with the ${backend} backend`,
+    () =>
+      withBackend(backend, async () => {
+        const [a, b] = UnixSocket.pair();
+        try {
+          const before = pollerStats().arms;
+          for (let i = 0; i < 50; i++) {
+            const pending = b.recv();
+            await macrotask();
+            a.sendSync(`m${i}`);
+            assertEquals(decoder.decode((await within(pending, 5_000, "recv()"))!.data), `m${i}`);
+          }
+          assertEquals(pollerStats().arms - before, 1, "only the first wait arms the socket");
+        } finally {
+          a.close();
+          b.close();
+        }
+      }),
+  );
+
+  leakCheckedTest(
+    `a socket nobody reads any more is reported once, not for every message, with the ${backend} backend`,
+    () =>
+      withBackend(backend, async () => {
+        const [a, b] = UnixSocket.pair();
+        const [c, d] = UnixSocket.pair();
+        try {
+          // b is armed for reading by a wait that has ended.
+          const first = b.recv();
+          a.sendSync("first");
+          await within(first, 5_000, "the first recv()");
+          // A wait on another socket keeps the poller waiting meanwhile.
+          const other = d.recv();
+          await macrotask();
+          const before = pollerStats().waits;
+          for (let i = 0; i < 10; i++) {
+            a.sendSync(`unread ${i}`);
+            await macrotask();
+          }
+          const waits = pollerStats().waits - before;
+          assertLessOrEqual(waits, 2, `${waits} waits for 10 messages nobody waited for`);
+          c.sendSync("done");
+          assertEquals(decoder.decode((await within(other, 5_000, "recv()"))!.data), "done");
+        } finally {
+          for (const socket of [a, b, c, d]) socket.close();
+        }
+      }),
+  );
+
+  leakCheckedTest(
+    `a writer waiting on a socket with unread data does not spin the poller with the ${backend} backend`,
+    () =>
+      withBackend(backend, async () => {
+        const [a, b] = UnixSocket.pair();
+        try {
+          // b is armed for reading by a wait that has ended.
+          const first = b.recv();
+          a.sendSync("first");
+          await within(first, 5_000, "the first recv()");
+          const filled = await fillSendBuffer(b);
+          const writable = track(waitWritable(b));
+          await macrotask();
+          a.sendSync("unread");
+          const before = pollerStats().waits;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          const waits = pollerStats().waits - before;
+          assertLessOrEqual(waits, 3, `${waits} waits in 200 ms with nothing to do`);
+          assertFalse(writable.settled());
+          // Reading on a's side makes room: the writer is woken.
+          await receiveBytes(a, filled);
+          await within(writable.promise, 5_000, "waitWritable()");
+        } finally {
+          a.close();
+          b.close();
+        }
+      }),
+  );
+}
+
 leakCheckedTest("a pending recv() waits in the poller and resolves when data arrives", async () => {
   const [a, b] = UnixSocket.pair();
   try {

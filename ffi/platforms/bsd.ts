@@ -86,6 +86,7 @@ const commonConstants = {
   EPOLLERR: 0,
   EPOLLHUP: 0,
   EPOLLONESHOT: 0,
+  EPOLLET: 0,
   PIPE_BUF: 512,
 } as const satisfies Partial<Constants>;
 

@@ -141,6 +141,7 @@ const commonConstants = {
   EPOLLERR: 8,
   EPOLLHUP: 0x10,
   EPOLLONESHOT: 1 << 30,
+  EPOLLET: 0x80000000,
   PIPE_BUF: 4096,
   F_ADD_SEALS: 1033,
   F_GET_SEALS: 1034,

@@ -1,5 +1,5 @@
 /**
- * The contract between the poller and its backends (epoll, poll): arm
+ * The contract between the poller and its backends (io_uring, epoll, poll): arm
  * interest in an fd, make the one waiting FFI call, report what fired.
  *
  * @module
@@ -39,6 +39,16 @@ export interface Backend {
   /** Whether interest changed during a wait is seen without a wake. */
   readonly dynamic: boolean;
   /**
+   * Whether registrations stay armed after a report and report edges
+   * (epoll's `EPOLLET`): an fd is reported when it becomes ready, not for
+   * as long as it is. The poller then arms an fd only when
+   * {@linkcode Backend.matches} says its registration must change, or when
+   * readiness must be looked at afresh (a wait without an operation, an
+   * attempt budget spent). Otherwise a reported fd is disarmed (one-shot)
+   * and every wait arms it.
+   */
+  readonly edge: boolean;
+  /**
    * Arms `fd` for the given directions.
    *
    * @returns `false` when the fd cannot be polled (a regular file: always ready).
@@ -46,12 +56,25 @@ export interface Backend {
    */
   arm(fd: number, read: boolean, write: boolean): boolean;
   /**
+   * Whether `fd`'s edge registration is armed for exactly these
+   * directions, so that it needs no call. Always `false` for one-shot
+   * backends.
+   */
+  matches(fd: number, read: boolean, write: boolean): boolean;
+  /**
    * Nobody waits on `fd` any more: stop reporting it, but keep it
-   * registered so that the next wait costs one call. `fired` says the
-   * backend just reported it (a one-shot registration is already disarmed).
-   * Never throws.
+   * registered so that the next wait costs one call (with edge
+   * registrations: none, unless it was armed for writing). `fired` says
+   * the backend just reported it (a one-shot registration is already
+   * disarmed). Never throws.
    */
   idle(fd: number, fired: boolean): void;
+  /**
+   * `fd` was reported while nobody waits on it: an edge registration is
+   * disarmed, so that an fd nobody reads costs at most one report. Never
+   * throws.
+   */
+  unwanted(fd: number): void;
   /** Forgets `fd` entirely; called before the fd is closed. Never throws. */
   forget(fd: number): void;
   /**

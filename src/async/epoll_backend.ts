@@ -1,6 +1,14 @@
 /**
- * The epoll backend (Linux, epoll(7)): one-shot registrations kept between
- * waits, and an eventfd that cuts a wait short.
+ * The epoll backend (Linux, epoll(7)): edge-triggered registrations kept
+ * between waits, and an eventfd that cuts a wait short.
+ *
+ * A registration stays armed after a report (`EPOLLET`), so a receive that
+ * waits again on a socket already armed for reading makes no `epoll_ctl`.
+ * It is armed for the directions someone waits in; when nobody waits any
+ * more, reading stays armed, writing does not (a writability edge comes
+ * each time the peer reads). An fd reported while nobody waits is disarmed
+ * (`EPOLLONESHOT` with no events: an error or hangup is still reported
+ * once), so a socket nobody reads costs at most one report.
  *
  * @module
  */
@@ -12,10 +20,15 @@ import type { Backend, Interest, Report } from "./backend.ts";
 
 const MAX_EVENTS = 256;
 
-/** epoll with one-shot registrations; see {@linkcode Backend}. */
+/** The directions a registration is armed for (bits). */
+const READ = 1;
+const WRITE = 2;
+
+/** epoll with edge-triggered registrations; see {@linkcode Backend}. */
 export class EpollBackend implements Backend {
   readonly name = "epoll";
   readonly dynamic = true;
+  readonly edge = true;
   readonly #epfd: number;
   readonly #wakeFd: number;
   // Off-heap: the kernel writes events here from Deno's blocking thread.
@@ -30,6 +43,9 @@ export class EpollBackend implements Backend {
   // a new registration under the same number gets a new generation, so the
   // old file's events are recognised and dropped.
   readonly #armed = new Map<number, number>();
+  // fd -> the directions its registration is armed for (READ | WRITE), 0
+  // when it is disarmed. Kept in step with #armed.
+  readonly #directions = new Map<number, number>();
   #generations = 0;
   // Set when the epoll fd turned out to be closed behind our back: its
   // number may belong to another file by now and must not be closed again.
@@ -69,49 +85,77 @@ export class EpollBackend implements Backend {
     return lib.epoll_ctl!(this.#epfd, op, fd, this.#ctl);
   }
 
+  matches(fd: number, read: boolean, write: boolean): boolean {
+    return this.#directions.get(fd) === ((read ? READ : 0) | (write ? WRITE : 0));
+  }
+
   arm(fd: number, read: boolean, write: boolean): boolean {
     const { layout, errno } = libc();
     const c = layout.constants;
-    // One-shot: a reported fd is disarmed until a waiter arms it again, so a
-    // ready fd nobody waits for never spins the loop.
-    const mask = (read ? c.EPOLLIN : 0) | (write ? c.EPOLLOUT : 0) | c.EPOLLONESHOT;
+    const directions = (read ? READ : 0) | (write ? WRITE : 0);
+    const mask = (directions & READ ? c.EPOLLIN : 0) | (directions & WRITE ? c.EPOLLOUT : 0) |
+      c.EPOLLET;
+    // EPOLL_CTL_MOD and _ADD look at the fd as it is now: ready already, it
+    // is reported at once, edge or not.
     const known = this.#armed.get(fd);
-    if (known !== undefined && this.#control(c.EPOLL_CTL_MOD, fd, mask, known) === 0) return true;
+    if (known !== undefined && this.#control(c.EPOLL_CTL_MOD, fd, mask, known) === 0) {
+      this.#directions.set(fd, directions);
+      return true;
+    }
     if (known === undefined || errno[0] === layout.errno.ENOENT) {
       // New, or our record outlived the registration (the number was closed
       // and reused behind our back): register afresh.
       const generation = this.#generations = (this.#generations + 1) >>> 0;
       if (this.#control(c.EPOLL_CTL_ADD, fd, mask, generation) === 0) {
         this.#armed.set(fd, generation);
+        this.#directions.set(fd, directions);
         return true;
       }
       if (errno[0] === layout.errno.EEXIST) {
         // Registered by a record we dropped: take it over.
         if (this.#control(c.EPOLL_CTL_MOD, fd, mask, generation) === 0) {
           this.#armed.set(fd, generation);
+          this.#directions.set(fd, directions);
           return true;
         }
       }
     }
     const e = errno[0]!;
     this.#armed.delete(fd);
+    this.#directions.delete(fd);
     // Regular files and directories cannot be polled: always ready.
     if (e === layout.errno.EPERM) return false;
     throw errnoError(e, "epoll_ctl");
   }
 
-  idle(fd: number, fired: boolean): void {
-    const generation = this.#armed.get(fd);
-    if (fired || generation === undefined) return;
-    // A one-shot registration with no events never fires.
+  idle(fd: number, _fired: boolean): void {
+    const armed = this.#directions.get(fd);
+    // Writability edges come each time the peer reads: stop them.
+    if (armed !== undefined && (armed & WRITE) !== 0) this.#disarm(fd, armed & READ);
+  }
+
+  unwanted(fd: number): void {
+    const armed = this.#directions.get(fd);
+    if (armed !== undefined && armed !== 0) this.#disarm(fd, 0);
+  }
+
+  /** Re-arms `fd` for `directions` only (0: disarmed); forgets it if that fails. */
+  #disarm(fd: number, directions: number): void {
     const c = libc().layout.constants;
-    if (this.#control(c.EPOLL_CTL_MOD, fd, c.EPOLLONESHOT, generation) !== 0) {
+    // With no events, a one-shot registration reports an error or hangup
+    // once and then never fires.
+    const mask = directions === 0 ? c.EPOLLONESHOT : c.EPOLLIN | c.EPOLLET;
+    if (this.#control(c.EPOLL_CTL_MOD, fd, mask, this.#armed.get(fd)!) === 0) {
+      this.#directions.set(fd, directions);
+    } else {
       this.#armed.delete(fd);
+      this.#directions.delete(fd);
     }
   }
 
   forget(fd: number): void {
     if (!this.#armed.delete(fd)) return;
+    this.#directions.delete(fd);
     // ENOENT/EBADF: already gone with a close; nothing to undo.
     this.#control(libc().layout.constants.EPOLL_CTL_DEL, fd, 0);
   }

@@ -13,6 +13,7 @@ import type { Backend, Interest, Report } from "./backend.ts";
 export class PollBackend implements Backend {
   readonly name = "poll";
   readonly dynamic = false;
+  readonly edge = false;
   readonly #wakeRead: number;
   readonly #wakeWrite: number;
   // Off-heap: the kernel writes revents here from Deno's blocking thread.
@@ -40,7 +41,13 @@ export class PollBackend implements Backend {
     return true;
   }
 
+  matches(): boolean {
+    return false;
+  }
+
   idle(): void {}
+
+  unwanted(): void {}
 
   forget(): void {}
 

@@ -147,9 +147,10 @@ class Entry implements Interest {
   readonly readers = new WaiterList();
   readonly writers = new WaiterList();
   /**
-   * The directions the backend was last armed for, cleared when it reports
-   * the fd (a one-shot registration is disarmed then): a new waiter for a
-   * direction already armed needs no call.
+   * The directions a one-shot backend was last armed for, cleared when it
+   * reports the fd (the registration is disarmed then): a new waiter for a
+   * direction already armed needs no call. Edge backends keep this
+   * themselves ({@linkcode Backend.matches}).
    */
   armedRead = false;
   armedWrite = false;
@@ -231,11 +232,14 @@ export class Poller {
     if (this.#inFlight || this.#entries.size > 0) {
       throw new TypeError("Cannot change the poller backend while operations wait");
     }
-    // Asked for by name: io_uring must work now, or the call throws.
+    // The old backend's fds go first, so that the new one's get the same
+    // numbers. Asked for by name, io_uring must work now, or the call
+    // throws (and the next wait makes the backend in use before).
+    this.#backend?.close();
+    this.#backend = null;
     const next = name === "io_uring" ? new UringBackend() : null;
     this.#backendName = name;
     this.#fallbackReason = null;
-    this.#backend?.close();
     this.#backend = next;
   }
 
@@ -315,10 +319,20 @@ export class Poller {
     let entry = this.#entries.get(fd);
     const fresh = entry === undefined;
     entry ??= this.#pool.pop() ?? new Entry();
-    // A direction the registration is already armed for needs no call.
-    if (write ? !entry.armedWrite : !entry.armedRead) {
-      const read = entry.read || !write;
-      const writable = entry.write || write;
+    const read = entry.read || !write;
+    const writable = entry.write || write;
+    // A direction the registration is already armed for needs no call. An
+    // edge registration stays armed across waits: a wait with an operation
+    // comes straight after an attempt that would block, so the next edge is
+    // all it needs; a wait without one has the fd looked at afresh, since
+    // the fd may have become ready before, with nobody waiting.
+    if (
+      backend.edge
+        ? operation === null || !backend.matches(fd, read, writable)
+        : write
+        ? !entry.armedWrite
+        : !entry.armedRead
+    ) {
       try {
         this.#arms++;
         if (!backend.arm(fd, read, writable)) {
@@ -423,8 +437,12 @@ export class Poller {
     if (this.#inFlight && (this.#entries.size === 0 || !this.#backend!.dynamic)) this.#wake();
   }
 
-  /** Re-arms `fd` for the waiters left, or lets it idle; contains failures. */
-  #update(fd: number, entry: Entry, fired: boolean): void {
+  /**
+   * Re-arms `fd` for the waiters left, or lets it idle; contains failures.
+   * `recheck` (edge registrations) has the fd looked at afresh: readers
+   * may have left data unread.
+   */
+  #update(fd: number, entry: Entry, fired: boolean, recheck = false): void {
     const backend = this.#backend!;
     if (entry.empty) {
       this.#entries.delete(fd);
@@ -434,7 +452,11 @@ export class Poller {
     }
     const read = entry.read;
     const write = entry.write;
-    if (!fired && entry.armedRead === read && entry.armedWrite === write) return;
+    if (backend.edge) {
+      // After a report, waiters left are re-armed as with one-shot
+      // registrations: the call also finds an fd closed behind our back.
+      if (!recheck && !fired && backend.matches(fd, read, write)) return;
+    } else if (!fired && entry.armedRead === read && entry.armedWrite === write) return;
     try {
       this.#arms++;
       backend.arm(fd, read, write);
@@ -443,6 +465,17 @@ export class Poller {
     } catch (error) {
       this.#fail(fd, error);
     }
+  }
+
+  /**
+   * A wait reached its bound with nothing reported: has every waited-on fd
+   * looked at afresh. An edge registration is armed for the file the
+   * number had when it was armed; if the number was closed behind our
+   * back and reused, the re-arm registers the new file, so its waiters are
+   * woken by the bound at the latest.
+   */
+  #recheck(): void {
+    for (const [fd, entry] of [...this.#entries]) this.#update(fd, entry, false, true);
   }
 
   #wake(): void {
@@ -454,9 +487,15 @@ export class Poller {
 
   #report = (fd: number, read: boolean, write: boolean, _hangup: boolean): void => {
     const entry = this.#entries.get(fd);
-    if (entry === undefined) return;
-    // The one-shot registration is disarmed now.
-    entry.armedRead = entry.armedWrite = false;
+    const edge = this.#backend!.edge;
+    if (entry === undefined) {
+      // Only an edge registration reports an fd nobody waits on.
+      if (edge) this.#backend!.unwanted(fd);
+      return;
+    }
+    // A one-shot registration is disarmed now.
+    if (!edge) entry.armedRead = entry.armedWrite = false;
+    let spent = false;
     if (read) {
       let drained = false;
       let budget = ATTEMPTS_PER_REPORT;
@@ -468,8 +507,10 @@ export class Poller {
         } else if (!drained) {
           const result = this.#attempt(entry, waiter, operation);
           // Would block: the data is gone and the others keep waiting. A spent
-          // budget: the level-triggered registration reports the rest.
-          if (result === WOULD_BLOCK || (result !== FAILED && --budget === 0)) drained = true;
+          // budget: the re-armed registration reports the rest (an edge one
+          // is looked at afresh for it).
+          if (result === WOULD_BLOCK) drained = true;
+          else if (result !== FAILED && --budget === 0) drained = spent = true;
         }
         waiter = next;
       }
@@ -488,7 +529,7 @@ export class Poller {
     }
     // Every attempt above has run, so the re-armed registration sees the
     // fd as it is now.
-    this.#update(fd, entry, true);
+    this.#update(fd, entry, true, spent);
   };
 
   /**
@@ -543,6 +584,12 @@ export class Poller {
           continue;
         }
         failures = 0;
+        if (count === 0 && backend.edge) {
+          // Not the fds' fault if the backend itself went bad meanwhile.
+          const errno = backend.probe(this.#entries);
+          if (errno !== 0) throw errnoError(errno, WAIT_CALLS[backend.name]);
+          this.#recheck();
+        }
         backend.events(count, this.#report);
       }
     } catch (error) {

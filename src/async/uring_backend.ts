@@ -3,7 +3,7 @@
  * no thread of its own, through Deno's own event loop.
  *
  * The fds stay registered in an epoll set exactly as in the epoll backend
- * (one-shot, with generations). A wait submits two linked io_uring requests
+ * (edge-triggered, with generations). A wait submits two linked io_uring requests
  * (`io_uring_enter(2)` from this thread, which returns at once): a poll for
  * `POLLIN` on the epoll fd, which becomes readable when any registered fd is
  * ready (epoll(7)), hard-linked to a one-byte send into a socketpair. Deno's
@@ -70,6 +70,7 @@ function unmap(mapping: Mapping): void {
 export class UringBackend implements Backend {
   readonly name = "io_uring";
   readonly dynamic = true;
+  readonly edge = true;
   readonly #epoll: EpollBackend;
   readonly #ringFd: number;
   readonly #rings: Mapping;
@@ -219,8 +220,16 @@ export class UringBackend implements Backend {
     return this.#epoll.arm(fd, read, write);
   }
 
+  matches(fd: number, read: boolean, write: boolean): boolean {
+    return this.#epoll.matches(fd, read, write);
+  }
+
   idle(fd: number, fired: boolean): void {
     this.#epoll.idle(fd, fired);
+  }
+
+  unwanted(fd: number): void {
+    this.#epoll.unwanted(fd);
   }
 
   forget(fd: number): void {
