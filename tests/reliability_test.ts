@@ -22,6 +22,7 @@ import {
 import process from "node:process";
 import {
   borrowFd,
+  configurePoller,
   EventFd,
   type FdLike,
   openFd,
@@ -986,6 +987,33 @@ async function waitOutcome(promise: Promise<unknown>, ms = 3_000): Promise<unkno
   const error = (result as { error: unknown }).error;
   return isTypedFdError(error) ? `typed ${(error as Error).name}` : error;
 }
+
+leakCheckedTest(
+  "a recv() pending on a number closed behind the poller's back and reused settles within the bound of one wait",
+  async () => {
+    configurePoller({ maxWaitMilliseconds: 100 });
+    const [a, b] = UnixSocket.pair();
+    const [c, d] = UnixSocket.pair();
+    try {
+      const n = b.fd;
+      const pending = waitOutcome(b.recv().then((message) => decoder.decode(message!.data)));
+      await macrotask();
+      // b's file goes away with its registration; a new socket takes the number.
+      closeBehindTheBack(n);
+      const { fcntl, layout } = libc();
+      assertEquals(fcntl(d.fd, layout.constants.F_DUPFD_CLOEXEC, n), n);
+      c.sendSync("to the new file");
+      const outcome = await pending;
+      // A stale number reads whichever file has it now: the user's bug, but
+      // the wait ends (the registration is renewed when a wait reaches its
+      // bound) instead of hanging.
+      assert(outcome === "resolved" || String(outcome).startsWith("typed "), String(outcome));
+    } finally {
+      configurePoller({ maxWaitMilliseconds: 10_000 });
+      for (const socket of [a, b, c, d]) socket.close();
+    }
+  },
+);
 
 /** A socket whose send buffer is full, and a dup of it closed behind the library's back. */
 async function closedDuplicate(): Promise<{ a: UnixSocket; b: UnixSocket; n: number }> {
