@@ -259,15 +259,15 @@ export interface IoUringLayout {
   readonly offSqes: number;
   /** `IORING_OP_POLL_ADD`. */
   readonly opPollAdd: number;
-  /** `IORING_OP_SEND`. */
-  readonly opSend: number;
+  /** `IORING_OP_WRITE` (5.6). */
+  readonly opWrite: number;
   /** `IOSQE_IO_HARDLINK`: the next entry runs when this one completes, even with an error. */
   readonly sqeIoHardlink: number;
   /** `IORING_FEAT_SINGLE_MMAP`. */
   readonly featSingleMmap: number;
   /** `IORING_FEAT_NODROP`. */
   readonly featNodrop: number;
-  /** `IORING_FEAT_FAST_POLL` (5.7, which also brought `IORING_OP_SEND`'s peers). */
+  /** `IORING_FEAT_FAST_POLL` (5.7). */
   readonly featFastPoll: number;
   /** `MAP_POPULATE`. */
   readonly mapPopulate: number;

@@ -535,7 +535,7 @@ const LINUX_IO_URING: IoUringLayout = {
   offSqRing: 0,
   offSqes: 0x10000000,
   opPollAdd: 6,
-  opSend: 26,
+  opWrite: 23,
   sqeIoHardlink: 8,
   featSingleMmap: 1,
   featNodrop: 2,

@@ -76,7 +76,7 @@ const ioUring: IoUringLayout = {
   offSqRing: 0,
   offSqes: 0x10000000,
   opPollAdd: 6,
-  opSend: 26,
+  opWrite: 23,
   sqeIoHardlink: 1 << 3,
   featSingleMmap: 1 << 0,
   featNodrop: 1 << 1,

@@ -403,7 +403,7 @@ int main(void) {
   PRINT("ioUring.offSqRing", IORING_OFF_SQ_RING);
   PRINT("ioUring.offSqes", IORING_OFF_SQES);
   PRINT("ioUring.opPollAdd", IORING_OP_POLL_ADD);
-  PRINT("ioUring.opSend", IORING_OP_SEND);
+  PRINT("ioUring.opWrite", IORING_OP_WRITE);
   PRINT("ioUring.sqeIoHardlink", IOSQE_IO_HARDLINK);
   PRINT("ioUring.featSingleMmap", IORING_FEAT_SINGLE_MMAP);
   PRINT("ioUring.featNodrop", IORING_FEAT_NODROP);
