@@ -39,7 +39,8 @@ async function readOne(backend: Backend, fd: number, buffer: Uint8Array): Promis
   for (;;) {
     const n = readStep(fd, buffer);
     if (n !== WOULD_BLOCK) return n;
-    backend.arm(fd, true, false);
+    // Edge-triggered registrations stay armed: once, as the poller does.
+    if (!backend.matches(fd, true, false)) backend.arm(fd, true, false);
     const count = await backend.wait(new Map(), 10_000);
     if (count < 0) throw new Error("the backend's wait failed");
     backend.events(count, () => {});

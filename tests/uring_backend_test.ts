@@ -7,11 +7,26 @@
  * @module
  */
 
-import { assert, assertEquals, assertLess, assertMatch } from "@std/assert";
-import { type BackendName, pollerStats } from "../mod.ts";
+import { assert, assertEquals, assertFalse, assertLess, assertMatch } from "@std/assert";
+import {
+  type BackendName,
+  configurePoller,
+  pollerStats,
+  UnixSocket,
+  waitWritable,
+} from "../mod.ts";
 import { libc } from "../ffi/libc.ts";
 import { startedPollerStats } from "../src/async/wait.ts";
-import { decoder, hasCommand, leakCheckedTest, spawnDeno, startPoller } from "./helpers.ts";
+import {
+  decoder,
+  hasCommand,
+  leakCheckedTest,
+  macrotask,
+  spawnDeno,
+  startPoller,
+  track,
+  within,
+} from "./helpers.ts";
 
 await startPoller();
 const refused = startedPollerStats().fallbackReason;
@@ -24,6 +39,56 @@ leakCheckedTest(
     const stats = pollerStats();
     assertEquals(stats.backend, "io_uring");
     assertEquals(stats.fallbackReason, null);
+  },
+  { ignore: refused !== null || !uringPlatform },
+);
+
+/**
+ * Sends from `b`, lets `a` read it while a recv() waits on `b`, and
+ * returns how many waits the poller made meanwhile; the recv() must still
+ * be pending, and gets the answer after.
+ */
+async function waitsWhileThePeerReads(): Promise<number> {
+  const [a, b] = UnixSocket.pair();
+  try {
+    const pending = track(b.recv());
+    await macrotask();
+    b.sendSync("request");
+    const before = pollerStats().waits;
+    assertEquals(decoder.decode(a.recvSync()!.data), "request");
+    // The peer's read, and nothing else, may wake the poller.
+    for (let i = 0; i < 5; i++) await macrotask();
+    const waits = pollerStats().waits - before;
+    assertFalse(pending.settled(), "the recv() had nothing to take");
+    a.sendSync("answer");
+    assertEquals(decoder.decode((await within(pending.promise, 5_000, "recv()"))!.data), "answer");
+    return waits;
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
+leakCheckedTest(
+  `with io_uring a recv() waiting for an answer is woken when the peer reads the request, as Deno's own sockets are${skipUring}`,
+  async () => {
+    const waits = await waitsWhileThePeerReads();
+    assert(waits >= 1, `${waits} waits`);
+  },
+  { ignore: refused !== null || !uringPlatform },
+);
+
+leakCheckedTest(
+  `with the epoll backend a recv() waiting for an answer sleeps while the peer reads the request${skipUring}`,
+  async () => {
+    configurePoller({ backend: "epoll" });
+    try {
+      assertEquals(await waitsWhileThePeerReads(), 0);
+    } finally {
+      configurePoller({ backend: "io_uring" });
+      // Bring the default backend (its fds) back before the fd census.
+      await within(waitWritable(2), 5_000, "the default backend to start");
+    }
   },
   { ignore: refused !== null || !uringPlatform },
 );

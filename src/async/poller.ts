@@ -496,6 +496,9 @@ export class Poller {
     // A one-shot registration is disarmed now.
     if (!edge) entry.armedRead = entry.armedWrite = false;
     let spent = false;
+    // Whether the report concerns a waiter (an edge registration may report
+    // a direction nobody waits in, such as writability to a reader).
+    const served = (read && entry.readers.head !== null) || (write && entry.writers.head !== null);
     if (read) {
       let drained = false;
       let budget = ATTEMPTS_PER_REPORT;
@@ -529,7 +532,7 @@ export class Poller {
     }
     // Every attempt above has run, so the re-armed registration sees the
     // fd as it is now.
-    this.#update(fd, entry, true, spent);
+    this.#update(fd, entry, !edge || served, spent);
   };
 
   /**

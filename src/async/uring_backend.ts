@@ -167,7 +167,7 @@ export class UringBackend implements Backend {
         throw error;
       }
       cleanup.push(() => socket.destroy());
-      const epoll = new EpollBackend();
+      const epoll = new EpollBackend({ wakeOnPeerRead: true });
       cleanup.push(() => epoll.close());
 
       this.#epoll = epoll;
