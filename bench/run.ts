@@ -21,7 +21,8 @@
  *   Python fork their own);
  * - the library's async `send`/`recv` on the same items, when it has them;
  * - the library's zero-allocation `recvIntoSync()` on the in-process items
- *   (data into one reused buffer, fd numbers into one reused `Int32Array`).
+ *   (data into one reused buffer, fd numbers into one reused `Int32Array`),
+ *   and its async form `recvInto()`.
  *
  * More rows put the figures in context:
  *
@@ -346,6 +347,8 @@ const baselinePairs = baselineRows === null ? [] : [
 
 /** The row of this checkout's zero-allocation receive. */
 const RECV_INTO_ROW = "fdpass (sync, recvIntoSync)";
+/** The row of its async form. */
+const RECV_INTO_ASYNC_ROW = "fdpass (async, recvInto)";
 
 const implementations: Implementation[] = [
   library,
@@ -361,6 +364,15 @@ const implementations: Implementation[] = [
   },
   libraryAsync,
   ...(baselineRows === null ? [] : [baselineRows[1]]),
+  {
+    name: RECV_INTO_ASYNC_ROW,
+    missing: typeof (fdpass.UnixSocket.prototype as unknown as Record<string, unknown>)
+        .recvInto === "function"
+      ? null
+      : "not available (UnixSocket has no recvInto)",
+    notApplicable: (item) => item.crossProcess ? "n/a: in-process items only" : null,
+    measure: (item) => libraryInProcessIntoAsync(item),
+  },
   {
     name: "fdpass (async, 50 µs spin)",
     missing: hasAsync ? null : "not available yet (UnixSocket has no send/recv)",
@@ -557,6 +569,42 @@ function libraryInProcessInto(item: WorkItem): Promise<number> {
     const start = performance.now();
     loop(item.iterations);
     return Promise.resolve((performance.now() - start) * 1e6 / item.iterations);
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
+/**
+ * The async round trip with `recvInto()`: `send()` and a receive into one
+ * reused buffer, `Int32Array` and result, at the same time (64 KiB may not
+ * fit in one send), each fd number closed as it arrives.
+ */
+async function libraryInProcessIntoAsync(item: WorkItem): Promise<number> {
+  const { OwnedFd, openFd, UnixSocket } = fdpass;
+  const [a, b] = UnixSocket.pair();
+  using devNull = openFd("/dev/null");
+  try {
+    const data = new Uint8Array(item.bytes);
+    const options = { fds: new Array<OwnedFd>(item.fds).fill(devNull) };
+    const buffer = new Uint8Array(64 * 1024);
+    const fds = new Int32Array(253);
+    const result: ReceivedInto = { bytes: 0, fds: 0, truncated: false, credentials: null };
+    const receive = async () => {
+      for (let got = 0; got < item.bytes; got += result.bytes) {
+        if (await b.recvInto(buffer, fds, result) === null) {
+          throw new Error("Unexpected end of stream");
+        }
+        for (let j = 0; j < result.fds; j++) OwnedFd.closeNumber(fds[j]!);
+      }
+    };
+    const loop = async (n: number) => {
+      for (let i = 0; i < n; i++) await Promise.all([a.send(data, options), receive()]);
+    };
+    await loop(warmupOf(item.iterations));
+    const start = performance.now();
+    await loop(item.iterations);
+    return (performance.now() - start) * 1e6 / item.iterations;
   } finally {
     a.close();
     b.close();

@@ -43,7 +43,7 @@ import {
   sendMessageSync,
   startSend,
 } from "./core/transfer.ts";
-import { acceptAsync, connectAsync, recvAsync } from "./async/drivers.ts";
+import { acceptAsync, connectAsync, recvAsync, recvIntoAsync } from "./async/drivers.ts";
 import { SendQueue } from "./async/send_queue.ts";
 import { adoptFd, OwnedFd } from "./owned_fd.ts";
 import { type Socket, toNetSocket } from "./adapters/handoff.ts";
@@ -744,6 +744,75 @@ export class UnixSocket {
       const [maxBytes, maxFds] = receiveLimits(options, this.#type);
       const signal = checkSignal(options?.signal);
       return recvAsync(this.#handle, this.#type, maxBytes, maxFds, false, signal, adopt);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Receives one message into buffers the caller owns and reuses, without
+   * blocking the thread: {@linkcode UnixSocket.recvIntoSync} for async hot
+   * loops. It tries at once, and when nothing is there the next try is made
+   * by the shared poller the moment the socket is reported readable, as
+   * with {@linkcode UnixSocket.recv}.
+   *
+   * The arguments are checked when the call is made, and again just
+   * before each later try: a `buffer` or `fds` whose `ArrayBuffer` was
+   * detached (transferred) while the receive waited rejects it with a
+   * `TypeError`, and no message is taken. Keep the buffers for this socket
+   * until the promise settles; the data and fd numbers are written when it
+   * resolves, not before. Data, fds, truncation and the fds' ownership as
+   * in {@linkcode UnixSocket.recvIntoSync}.
+   *
+   * @param buffer Where the data goes; at least 1 byte on a stream socket.
+   * @param fds Where the fd numbers go; `null` or nothing accepts none.
+   * @param result An object to write the counts into and resolve with,
+   * reused from call to call (a new one is made when it is left out).
+   * @param options An abort signal; an aborted receive takes nothing.
+   * @returns `result`, or `null` at end of stream, as from `recvIntoSync`.
+   *
+   * @example Echo in a loop without allocating
+   * ```ts
+   * import { openFd, OwnedFd, type ReceivedInto, UnixSocket } from "@fdpass/fdpass";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const [a, b] = UnixSocket.pair();
+   * using devNull = openFd("/dev/null");
+   * const buffer = new Uint8Array(1024);
+   * const fds = new Int32Array(8);
+   * const result: ReceivedInto = { bytes: 0, fds: 0, truncated: false, credentials: null };
+   * const receiving = (async () => {
+   *   let total = 0;
+   *   while (await b.recvInto(buffer, fds, result) !== null) {
+   *     total += result.fds;
+   *     for (let i = 0; i < result.fds; i++) OwnedFd.closeNumber(fds[i]!); // ours to close
+   *   }
+   *   return total;
+   * })();
+   * for (let i = 0; i < 3; i++) await a.send("x", { fds: [devNull] });
+   * a.close();
+   * assertEquals(await receiving, 3);
+   * b.close();
+   * ```
+   */
+  recvInto(
+    buffer: Uint8Array,
+    fds?: Int32Array | null,
+    result?: ReceivedInto,
+    options?: { signal?: AbortSignal },
+  ): Promise<ReceivedInto | null> {
+    try {
+      this.fd;
+      checkReceiveInto(buffer, fds, result, this.#type);
+      const signal = checkSignal(options?.signal);
+      return recvIntoAsync(
+        this.#handle,
+        this.#type,
+        buffer,
+        fds ?? null,
+        result ?? { bytes: 0, fds: 0, truncated: false, credentials: null },
+        signal,
+      );
     } catch (error) {
       return Promise.reject(error);
     }

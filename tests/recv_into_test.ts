@@ -1,11 +1,14 @@
 /**
- * UnixSocket.recvIntoSync() (src/unix_socket.ts, src/core/transfer.ts,
- * src/core/message.ts): the receive into the caller's buffers. Data and fds
+ * UnixSocket.recvIntoSync() and recvInto() (src/unix_socket.ts,
+ * src/core/transfer.ts, src/core/message.ts, src/async/drivers.ts): the
+ * receive into the caller's buffers, blocking and async. Data and fds
  * land in the caller's arrays, the counts in the caller's result object;
  * truncation is flagged; every fd is accounted for on every path (a too
  * small fds array and MSG_CTRUNC close all of them and throw the typed
  * error); bad arguments consume nothing; stream, seqpacket and dgram
- * sockets; end of stream; nonblocking sockets wait as recvSync() does.
+ * sockets; end of stream; nonblocking sockets wait as recvSync() does. The
+ * async form waits in the poller, checks the caller's buffers again after
+ * its wait, and takes nothing when aborted or given detached memory.
  *
  * @module
  */
@@ -15,6 +18,7 @@ import {
   assertEquals,
   assertFalse,
   assertGreaterOrEqual,
+  assertInstanceOf,
   assertNotEquals,
   assertStrictEquals,
   assertStringIncludes,
@@ -38,11 +42,15 @@ import {
   isOpen,
   isReady,
   leakCheckedTest,
+  macrotask,
   pollUntilReadable,
   readUpTo,
   rejectionOf,
   startPoller,
+  StopReason,
   tempSocketPath,
+  track,
+  within,
 } from "./helpers.ts";
 
 // One test waits in the poller: its own fds are created before any census.
@@ -669,6 +677,179 @@ leakCheckedTest(
       OwnedFd.closeNumber(copy);
       const error = await rejectionOf(waiting, "the wait on the closed number");
       assert(error instanceof Deno.errors.BadResource, String(error));
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);
+
+leakCheckedTest(
+  "recvInto() resolves at once with a queued message, writing data, fd numbers and counts into the caller's buffers",
+  async () => {
+    const [a, b] = UnixSocket.pair();
+    using devNull = openFd("/dev/null");
+    try {
+      a.sendSync("queued", { fds: [devNull, devNull] });
+      const buffer = new Uint8Array(16);
+      const fds = new Int32Array(4);
+      const result = newResult();
+      assertStrictEquals(await b.recvInto(buffer, fds, result), result);
+      assertEquals(decoder.decode(buffer.subarray(0, result.bytes)), "queued");
+      assertEquals(result.fds, 2);
+      for (let i = 0; i < 2; i++) {
+        assert(closeOnExec(fds[i]!), "close-on-exec");
+        OwnedFd.closeNumber(fds[i]!);
+      }
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);
+
+leakCheckedTest(
+  "recvInto() waits in the poller and resolves when the message arrives, with the buffers written only then",
+  async () => {
+    const [a, b] = UnixSocket.pair();
+    using devNull = openFd("/dev/null");
+    try {
+      const buffer = new Uint8Array(16);
+      const fds = new Int32Array(4).fill(-7);
+      const result = newResult();
+      const pending = track(b.recvInto(buffer, fds, result));
+      await macrotask();
+      assertFalse(pending.settled());
+      assertEquals([...fds], [-7, -7, -7, -7], "nothing written while waiting");
+      a.sendSync("later", { fds: [devNull] });
+      assertStrictEquals(await within(pending.promise, 5_000, "recvInto()"), result);
+      assertEquals(decoder.decode(buffer.subarray(0, result.bytes)), "later");
+      assertEquals(result.fds, 1);
+      OwnedFd.closeNumber(fds[0]!);
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);
+
+leakCheckedTest(
+  "recvInto() resolves null at end of stream and leaves the result as it was",
+  async () => {
+    const [a, b] = UnixSocket.pair();
+    try {
+      const result = newResult();
+      result.bytes = 99;
+      const pending = b.recvInto(new Uint8Array(8), null, result);
+      await macrotask();
+      a.close();
+      assertEquals(await within(pending, 5_000, "recvInto()"), null);
+      assertEquals(result.bytes, 99);
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);
+
+leakCheckedTest(
+  "recvInto() aborted while it waits rejects with the reason and takes nothing",
+  async () => {
+    const [a, b] = UnixSocket.pair();
+    try {
+      const abort = new AbortController();
+      const pending = b.recvInto(new Uint8Array(8), null, newResult(), { signal: abort.signal });
+      await macrotask();
+      abort.abort(new StopReason("recvInto"));
+      const error = await rejectionOf(pending, "recvInto()");
+      assertInstanceOf(error, StopReason);
+      a.sendSync("kept");
+      assertEquals(decoder.decode(b.recvSync()!.data), "kept");
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);
+
+leakCheckedTest(
+  "recvInto() whose buffer is detached while it waits rejects with a TypeError and takes nothing",
+  async () => {
+    const [a, b] = UnixSocket.pair();
+    using devNull = openFd("/dev/null");
+    try {
+      const buffer = new Uint8Array(16);
+      const pending = b.recvInto(buffer, new Int32Array(4), newResult());
+      await macrotask();
+      // The caller gives the memory away during the wait.
+      buffer.buffer.transfer();
+      a.sendSync("not taken", { fds: [devNull] });
+      const error = await rejectionOf(pending, "recvInto()");
+      assertInstanceOf(error, TypeError);
+      assertStringIncludes((error as TypeError).message, '"buffer"');
+      const message = b.recvSync()!;
+      assertEquals(decoder.decode(message.data), "not taken");
+      assertEquals(message.fds.length, 1);
+      message.fds[0]!.close();
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);
+
+leakCheckedTest(
+  "recvInto() with too small an fds array closes every fd that arrived after its wait and rejects with ControlTruncatedError",
+  async () => {
+    const [a, b] = UnixSocket.pair();
+    using devNull = openFd("/dev/null");
+    try {
+      const buffer = new Uint8Array(16);
+      const pending = b.recvInto(buffer, new Int32Array(1), newResult());
+      await macrotask();
+      a.sendSync("three", { fds: [devNull, devNull, devNull] });
+      const error = await rejectionOf(pending, "recvInto()");
+      assertInstanceOf(error, ControlTruncatedError);
+      assertEquals((error as ControlTruncatedError).received, 3);
+      assertEquals((error as ControlTruncatedError).reason, "max-fds");
+      assertEquals(decoder.decode(buffer.subarray(0, 5)), "three");
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);
+
+leakCheckedTest(
+  "recvInto() on a socket closed while it waits rejects with BadResource",
+  async () => {
+    const [a, b] = UnixSocket.pair();
+    try {
+      const pending = b.recvInto(new Uint8Array(8));
+      await macrotask();
+      b.close();
+      const error = await rejectionOf(pending, "recvInto()");
+      assertInstanceOf(error, Deno.errors.BadResource);
+    } finally {
+      closeAll(a, b);
+    }
+  },
+);
+
+leakCheckedTest(
+  "recvInto() rejects bad arguments before receiving anything, naming the bad one",
+  async () => {
+    const [a, b] = UnixSocket.pair();
+    try {
+      a.sendSync("stays");
+      const empty = await rejectionOf(b.recvInto(new Uint8Array(0)), "an empty buffer");
+      assertInstanceOf(empty, RangeError);
+      assertStringIncludes((empty as RangeError).message, '"buffer"');
+      const fds = await rejectionOf(
+        b.recvInto(new Uint8Array(4), [] as unknown as Int32Array),
+        "an array for fds",
+      );
+      assertInstanceOf(fds, TypeError);
+      assertStringIncludes((fds as TypeError).message, '"fds"');
+      const signal = await rejectionOf(
+        b.recvInto(new Uint8Array(4), null, undefined, { signal: {} as AbortSignal }),
+        "a signal that is not one",
+      );
+      assertInstanceOf(signal, TypeError);
+      assertEquals(decoder.decode(b.recvSync()!.data), "stays");
     } finally {
       closeAll(a, b);
     }

@@ -16,7 +16,7 @@ import { libc } from "../../ffi/libc.ts";
 import { closedWhileWaiting, errnoError } from "../core/errors.ts";
 import { formatAddress, type UnixAddress } from "../core/address.ts";
 import { readStep, setNonblocking, statusFlags, writeStep } from "../core/fd_ops.ts";
-import type { Received } from "../core/message.ts";
+import type { Received, ReceivedInto } from "../core/message.ts";
 import {
   acceptStep,
   connectResult,
@@ -25,7 +25,13 @@ import {
   type SocketType,
 } from "../core/socket_calls.ts";
 import { readyNow, WOULD_BLOCK, type WouldBlock } from "../core/syscall.ts";
-import { type Outgoing, recvStep, sendStep } from "../core/transfer.ts";
+import {
+  checkReceiveInto,
+  type Outgoing,
+  recvIntoStep,
+  recvStep,
+  sendStep,
+} from "../core/transfer.ts";
 import { type FdHandle, waitOn } from "./handle.ts";
 import { type Operation, poller } from "./poller.ts";
 
@@ -177,6 +183,82 @@ export function recvAsync<F>(
     const now = recvStep(handle.fd, type, maxBytes, maxFds, wantAddress, dontWait, adopt);
     if (now !== WOULD_BLOCK) return Promise.resolve(now);
     const operation = new Receive(handle, type, maxBytes, maxFds, wantAddress, adopt);
+    const spun = poller().spin(operation);
+    if (spun !== WOULD_BLOCK) return Promise.resolve(spun);
+    return poller().wait(handle.fd, false, signal, operation);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * One `recvmsg` into the caller's buffers for a waiting `recvInto()`, made
+ * by the poller the moment the socket is reported readable. The caller's
+ * buffers may have changed during the wait (a detached or shrunk
+ * `ArrayBuffer`, a frozen result): they are checked again first, so that a
+ * message is never taken into memory that cannot hold it.
+ */
+class ReceiveInto implements Operation<ReceivedInto | null> {
+  readonly #handle: FdHandle;
+  readonly #type: SocketType;
+  readonly #buffer: Uint8Array;
+  readonly #fds: Int32Array | null;
+  readonly #result: ReceivedInto;
+
+  constructor(
+    handle: FdHandle,
+    type: SocketType,
+    buffer: Uint8Array,
+    fds: Int32Array | null,
+    result: ReceivedInto,
+  ) {
+    this.#handle = handle;
+    this.#type = type;
+    this.#buffer = buffer;
+    this.#fds = fds;
+    this.#result = result;
+  }
+
+  attempt(): ReceivedInto | null | WouldBlock {
+    if (this.#handle.closed) throw closedWhileWaiting();
+    checkReceiveInto(this.#buffer, this.#fds, this.#result, this.#type);
+    return recvIntoStep(
+      this.#handle.fd,
+      this.#type,
+      this.#buffer,
+      this.#fds,
+      this.#result,
+      libc().layout.constants.MSG_DONTWAIT,
+    );
+  }
+}
+
+/**
+ * Receives one message into the caller's buffers without blocking the
+ * thread, as {@linkcode recvAsync} does with a message of its own. The
+ * caller has checked the arguments.
+ *
+ * @param handle The socket.
+ * @param type The socket type.
+ * @param buffer Where the data goes.
+ * @param fds Where the fd numbers go, or `null`.
+ * @param result Where the counts go.
+ * @param signal Cancels the wait; nothing is consumed then.
+ * @returns `result`, or `null` at end of stream.
+ */
+export function recvIntoAsync(
+  handle: FdHandle,
+  type: SocketType,
+  buffer: Uint8Array,
+  fds: Int32Array | null,
+  result: ReceivedInto,
+  signal: AbortSignal | undefined,
+): Promise<ReceivedInto | null> {
+  try {
+    checkOpen(handle, signal);
+    const operation = new ReceiveInto(handle, type, buffer, fds, result);
+    const now = operation.attempt();
+    if (now !== WOULD_BLOCK) return Promise.resolve(now);
     const spun = poller().spin(operation);
     if (spun !== WOULD_BLOCK) return Promise.resolve(spun);
     return poller().wait(handle.fd, false, signal, operation);

@@ -719,6 +719,36 @@ function initRecvState(): RecvState {
 }
 
 /**
+ * Makes one `recvmsg` into the caller's buffers (`EINTR` retried). The
+ * caller has checked the arguments with {@linkcode checkReceiveInto}, on
+ * this turn of the event loop.
+ *
+ * @param fd The socket.
+ * @param type The socket type.
+ * @param buffer Where the data goes; its length is the capacity.
+ * @param fds Where the fd numbers go, or `null` for none.
+ * @param result Where the counts go.
+ * @param flags Extra flags (`MSG_DONTWAIT` for async receives).
+ * @returns `result`, `null` at end of stream, or {@linkcode WOULD_BLOCK}.
+ */
+export function recvIntoStep(
+  fd: number,
+  type: SocketType,
+  buffer: Uint8Array,
+  fds: Int32Array | null,
+  result: ReceivedInto,
+  flags: number,
+): ReceivedInto | null | WouldBlock {
+  const all = (recvState ?? initRecvState()).cloexec | flags;
+  const endOnEmpty = type !== "dgram";
+  for (;;) {
+    const received = receiveInto(fd, buffer, fds, result, endOnEmpty, all);
+    if (received !== RECEIVE_FAILED) return received;
+    if (failure("recvmsg") === WOULD_BLOCK) return WOULD_BLOCK;
+  }
+}
+
+/**
  * Receives one message into the caller's buffers, blocking until one is
  * there (waiting with `poll` on a nonblocking socket). The caller has
  * checked the arguments with {@linkcode checkReceiveInto}.
