@@ -975,8 +975,15 @@ function summarizeRuns<T extends ConcurrentSummary>(name: string, runs: T[]): Co
   };
 }
 
-/** The library's run; `backend` picks the poller's backend (default: the library's choice). */
-function concurrentLibraryRun(backend?: "epoll"): ConcurrentResult {
+/**
+ * The library's run; `backend` picks the poller's backend (default: the
+ * library's choice), `receive` the receive (`recv()` by default, or the
+ * zero-allocation `recvInto()`).
+ */
+function concurrentLibraryRun(
+  backend: "epoll" | "default" = "default",
+  receive: "recv" | "recvInto" = "recv",
+): ConcurrentResult {
   const [program, programArgs] = limited(Deno.execPath(), [
     "run",
     "--quiet",
@@ -985,7 +992,8 @@ function concurrentLibraryRun(backend?: "epoll"): ConcurrentResult {
     CONCURRENT_CHILD.pathname,
     String(CONCURRENT_PAIRS),
     String(CONCURRENT_ROUNDS),
-    ...(backend === undefined ? [] : [backend]),
+    backend,
+    receive,
   ], 300);
   const output = new Deno.Command(program, { args: programArgs, stdin: "null" }).outputSync();
   if (!output.success) {
@@ -1019,6 +1027,7 @@ const defaultPoller = hasAsync ? await pollerBackend(current) : null;
 /** Runs the implementations in turn, `CONCURRENT_RUNS` times. */
 function measureConcurrent(): {
   library: ConcurrentOutcome<ConcurrentResult>;
+  libraryInto: ConcurrentOutcome<ConcurrentResult>;
   libraryEpoll: ConcurrentOutcome<ConcurrentResult>;
   go: ConcurrentOutcome<ConcurrentSummary>;
   goOneThread: ConcurrentOutcome<ConcurrentSummary>;
@@ -1034,6 +1043,20 @@ function measureConcurrent(): {
       name: "fdpass (async)",
       skip: hasAsync ? null : "async API not available",
       measure: () => concurrentLibraryRun(),
+      runs: [],
+      error: null,
+    },
+    {
+      name: "fdpass (async, recvInto)",
+      skip: !hasAsync
+        ? "async API not available"
+        : typeof (fdpass.UnixSocket.prototype as unknown as Record<string, unknown>).recvInto !==
+            "function"
+        ? "not available (UnixSocket has no recvInto)"
+        : smoke
+        ? "full run only"
+        : null,
+      measure: () => concurrentLibraryRun("default", "recvInto"),
       runs: [],
       error: null,
     },
@@ -1089,9 +1112,10 @@ function measureConcurrent(): {
   };
   return {
     library: outcome(0),
-    libraryEpoll: outcome(1),
-    go: outcome(2),
-    goOneThread: outcome(3),
+    libraryInto: outcome(1),
+    libraryEpoll: outcome(2),
+    go: outcome(3),
+    goOneThread: outcome(4),
   };
 }
 const concurrentPairs = measureConcurrent();
@@ -1485,7 +1509,7 @@ function concurrentTable(c: typeof concurrentPairs): string[] {
     } concurrent pairs, ${CONCURRENT_ROUNDS} ping-pongs each | messages/s (median) | lowest–highest | CPU per message (user + system) |`,
     "| --- | ---: | ---: | ---: |",
   ];
-  for (const row of [c.library, c.libraryEpoll, c.go, c.goOneThread]) {
+  for (const row of [c.library, c.libraryInto, c.libraryEpoll, c.go, c.goOneThread]) {
     if ("error" in row) {
       lines.push(`| ${row.name} | ${row.error} | | |`);
       continue;
