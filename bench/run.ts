@@ -539,76 +539,89 @@ function libraryInProcess(library: Library, item: WorkItem): Promise<number> {
 }
 
 /**
- * The sync round trip with `recvIntoSync()`: the data into one reused
- * buffer (64 KiB, as `recvSync()`'s default `maxBytes`), the fd numbers into
- * one reused `Int32Array`, each number closed as it arrives
- * (`OwnedFd.closeNumber`).
+ * What the `recvInto` rows share: a socketpair, the payload and its fds
+ * (`/dev/null` repeated), and the receive buffers reused for every message:
+ * 64 KiB of data (as `recvSync()`'s default `maxBytes`), 253 fd numbers,
+ * one result. Disposing closes the pair and `/dev/null`.
  */
-function libraryInProcessInto(item: WorkItem): Promise<number> {
+interface IntoFixture extends Disposable {
+  readonly a: fdpass.UnixSocket;
+  readonly b: fdpass.UnixSocket;
+  readonly data: Uint8Array;
+  readonly options: SendOptions;
+  readonly buffer: Uint8Array;
+  readonly fds: Int32Array;
+  readonly result: ReceivedInto;
+  /** Closes the fd numbers of the message just received into `fds`. */
+  closeReceived(): void;
+}
+
+function intoFixture(item: WorkItem): IntoFixture {
   const { OwnedFd, openFd, UnixSocket } = fdpass;
   const [a, b] = UnixSocket.pair();
-  using devNull = openFd("/dev/null");
-  try {
-    const data = new Uint8Array(item.bytes);
-    const options = { fds: new Array<OwnedFd>(item.fds).fill(devNull) };
-    const buffer = new Uint8Array(64 * 1024);
-    const fds = new Int32Array(253);
-    const result: ReceivedInto = { bytes: 0, fds: 0, truncated: false, credentials: null };
-    const loop = (n: number) => {
-      for (let i = 0; i < n; i++) {
-        a.sendSync(data, options);
-        for (let got = 0; got < item.bytes; got += result.bytes) {
-          if (b.recvIntoSync(buffer, fds, result) === null) {
-            throw new Error("Unexpected end of stream");
-          }
-          for (let j = 0; j < result.fds; j++) OwnedFd.closeNumber(fds[j]!);
+  const devNull = openFd("/dev/null");
+  const fds = new Int32Array(253);
+  const result: ReceivedInto = { bytes: 0, fds: 0, truncated: false, credentials: null };
+  return {
+    a,
+    b,
+    data: new Uint8Array(item.bytes),
+    options: { fds: new Array<OwnedFd>(item.fds).fill(devNull) },
+    buffer: new Uint8Array(64 * 1024),
+    fds,
+    result,
+    closeReceived(): void {
+      for (let j = 0; j < result.fds; j++) OwnedFd.closeNumber(fds[j]!);
+    },
+    [Symbol.dispose](): void {
+      a.close();
+      b.close();
+      devNull.close();
+    },
+  };
+}
+
+/** The sync round trip with `recvIntoSync()` into the fixture's buffers. */
+function libraryInProcessInto(item: WorkItem): Promise<number> {
+  using f = intoFixture(item);
+  const loop = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      f.a.sendSync(f.data, f.options);
+      for (let got = 0; got < item.bytes; got += f.result.bytes) {
+        if (f.b.recvIntoSync(f.buffer, f.fds, f.result) === null) {
+          throw new Error("Unexpected end of stream");
         }
+        f.closeReceived();
       }
-    };
-    loop(warmupOf(item.iterations));
-    const start = performance.now();
-    loop(item.iterations);
-    return Promise.resolve((performance.now() - start) * 1e6 / item.iterations);
-  } finally {
-    a.close();
-    b.close();
-  }
+    }
+  };
+  loop(warmupOf(item.iterations));
+  const start = performance.now();
+  loop(item.iterations);
+  return Promise.resolve((performance.now() - start) * 1e6 / item.iterations);
 }
 
 /**
- * The async round trip with `recvInto()`: `send()` and a receive into one
- * reused buffer, `Int32Array` and result, at the same time (64 KiB may not
- * fit in one send), each fd number closed as it arrives.
+ * The async round trip with `recvInto()` into the fixture's buffers,
+ * receiving while `send()` sends (64 KiB may not fit in one send).
  */
 async function libraryInProcessIntoAsync(item: WorkItem): Promise<number> {
-  const { OwnedFd, openFd, UnixSocket } = fdpass;
-  const [a, b] = UnixSocket.pair();
-  using devNull = openFd("/dev/null");
-  try {
-    const data = new Uint8Array(item.bytes);
-    const options = { fds: new Array<OwnedFd>(item.fds).fill(devNull) };
-    const buffer = new Uint8Array(64 * 1024);
-    const fds = new Int32Array(253);
-    const result: ReceivedInto = { bytes: 0, fds: 0, truncated: false, credentials: null };
-    const receive = async () => {
-      for (let got = 0; got < item.bytes; got += result.bytes) {
-        if (await b.recvInto(buffer, fds, result) === null) {
-          throw new Error("Unexpected end of stream");
-        }
-        for (let j = 0; j < result.fds; j++) OwnedFd.closeNumber(fds[j]!);
+  using f = intoFixture(item);
+  const receive = async () => {
+    for (let got = 0; got < item.bytes; got += f.result.bytes) {
+      if (await f.b.recvInto(f.buffer, f.fds, f.result) === null) {
+        throw new Error("Unexpected end of stream");
       }
-    };
-    const loop = async (n: number) => {
-      for (let i = 0; i < n; i++) await Promise.all([a.send(data, options), receive()]);
-    };
-    await loop(warmupOf(item.iterations));
-    const start = performance.now();
-    await loop(item.iterations);
-    return (performance.now() - start) * 1e6 / item.iterations;
-  } finally {
-    a.close();
-    b.close();
-  }
+      f.closeReceived();
+    }
+  };
+  const loop = async (n: number) => {
+    for (let i = 0; i < n; i++) await Promise.all([f.a.send(f.data, f.options), receive()]);
+  };
+  await loop(warmupOf(item.iterations));
+  const start = performance.now();
+  await loop(item.iterations);
+  return (performance.now() - start) * 1e6 / item.iterations;
 }
 
 async function libraryInProcessAsync(library: Library, item: WorkItem): Promise<number> {
