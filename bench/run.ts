@@ -345,6 +345,12 @@ const baselinePairs = baselineRows === null ? [] : [
   { mode: "async", current: libraryAsync.name, baseline: baselineRows[1].name },
 ] as const;
 
+/** Why a row cannot run when this checkout's `UnixSocket` lacks `name`, or `null`. */
+function missingMethod(name: string): string | null {
+  const prototype = fdpass.UnixSocket.prototype as unknown as Record<string, unknown>;
+  return typeof prototype[name] === "function" ? null : `not available (UnixSocket has no ${name})`;
+}
+
 /** The row of this checkout's zero-allocation receive. */
 const RECV_INTO_ROW = "fdpass (sync, recvIntoSync)";
 /** The row of its async form. */
@@ -355,10 +361,7 @@ const implementations: Implementation[] = [
   ...(baselineRows === null ? [] : [baselineRows[0]]),
   {
     name: RECV_INTO_ROW,
-    missing: typeof (fdpass.UnixSocket.prototype as unknown as Record<string, unknown>)
-        .recvIntoSync === "function"
-      ? null
-      : "not available (UnixSocket has no recvIntoSync)",
+    missing: missingMethod("recvIntoSync"),
     notApplicable: (item) => item.crossProcess ? "n/a: in-process items only" : null,
     measure: (item) => libraryInProcessInto(item),
   },
@@ -366,10 +369,7 @@ const implementations: Implementation[] = [
   ...(baselineRows === null ? [] : [baselineRows[1]]),
   {
     name: RECV_INTO_ASYNC_ROW,
-    missing: typeof (fdpass.UnixSocket.prototype as unknown as Record<string, unknown>)
-        .recvInto === "function"
-      ? null
-      : "not available (UnixSocket has no recvInto)",
+    missing: missingMethod("recvInto"),
     notApplicable: (item) => item.crossProcess ? "n/a: in-process items only" : null,
     measure: (item) => libraryInProcessIntoAsync(item),
   },
@@ -1063,9 +1063,8 @@ function measureConcurrent(): {
       name: "fdpass (async, recvInto)",
       skip: !hasAsync
         ? "async API not available"
-        : typeof (fdpass.UnixSocket.prototype as unknown as Record<string, unknown>).recvInto !==
-            "function"
-        ? "not available (UnixSocket has no recvInto)"
+        : missingMethod("recvInto") !== null
+        ? missingMethod("recvInto")
         : smoke
         ? "full run only"
         : null,
