@@ -670,7 +670,7 @@ export class UnixSocket {
     try {
       this.fd;
       const signal = checkSignal(options?.signal);
-      const out = startSend(this.#type, data, collectFds(options?.fds), null, true);
+      const out = startSend(this.#type, data, collectFds(options?.fds), null);
       return this.#sends.send(this.#handle, out, signal);
     } catch (error) {
       return Promise.reject(error);
@@ -710,7 +710,7 @@ export class UnixSocket {
         );
       }
       const signal = checkSignal(options?.signal);
-      const out = startSend("dgram", data, collectFds(options?.fds), address, true);
+      const out = startSend("dgram", data, collectFds(options?.fds), address);
       return this.#sends.send(this.#handle, out, signal);
     } catch (error) {
       return Promise.reject(error);

@@ -177,14 +177,35 @@ export function recvAsync<F>(
   signal: AbortSignal | undefined,
   adopt: (fd: number) => F,
 ): Promise<Received<F> | null> {
+  const operation = new Receive(handle, type, maxBytes, maxFds, wantAddress, adopt);
+  return attemptThenWait(handle, signal, operation, true);
+}
+
+/**
+ * Settles with what `operation` gives: its call now, then (with `spin`)
+ * the poller's bounded spin, then the poller's call each time the fd is
+ * reported readable. Errors come as rejections.
+ *
+ * @param handle The fd's owner.
+ * @param signal Cancels the wait; the operation is not called after it.
+ * @param operation The nonblocking call.
+ * @param spin Whether the spin budget applies.
+ * @returns The operation's result.
+ */
+function attemptThenWait<T>(
+  handle: FdHandle,
+  signal: AbortSignal | undefined,
+  operation: Operation<T>,
+  spin: boolean,
+): Promise<T> {
   try {
     checkOpen(handle, signal);
-    const dontWait = libc().layout.constants.MSG_DONTWAIT;
-    const now = recvStep(handle.fd, type, maxBytes, maxFds, wantAddress, dontWait, adopt);
+    const now = operation.attempt();
     if (now !== WOULD_BLOCK) return Promise.resolve(now);
-    const operation = new Receive(handle, type, maxBytes, maxFds, wantAddress, adopt);
-    const spun = poller().spin(operation);
-    if (spun !== WOULD_BLOCK) return Promise.resolve(spun);
+    if (spin) {
+      const spun = poller().spin(operation);
+      if (spun !== WOULD_BLOCK) return Promise.resolve(spun);
+    }
     return poller().wait(handle.fd, false, signal, operation);
   } catch (error) {
     return Promise.reject(error);
@@ -254,17 +275,7 @@ export function recvIntoAsync(
   result: ReceivedInto,
   signal: AbortSignal | undefined,
 ): Promise<ReceivedInto | null> {
-  try {
-    checkOpen(handle, signal);
-    const operation = new ReceiveInto(handle, type, buffer, fds, result);
-    const now = operation.attempt();
-    if (now !== WOULD_BLOCK) return Promise.resolve(now);
-    const spun = poller().spin(operation);
-    if (spun !== WOULD_BLOCK) return Promise.resolve(spun);
-    return poller().wait(handle.fd, false, signal, operation);
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  return attemptThenWait(handle, signal, new ReceiveInto(handle, type, buffer, fds, result), true);
 }
 
 /** One `accept` for a waiting accept, made when the listener is reported readable. */
@@ -292,16 +303,8 @@ export function acceptAsync(
   handle: FdHandle,
   signal: AbortSignal | undefined,
 ): Promise<number> {
-  try {
-    checkOpen(handle, signal);
-    const operation = new Accept(handle);
-    const conn = operation.attempt();
-    if (conn !== WOULD_BLOCK) return Promise.resolve(conn);
-    // The poller makes the next attempt when a connection is reported.
-    return poller().wait(handle.fd, false, signal, operation);
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  // No spin: a connection is not an answer that comes within microseconds.
+  return attemptThenWait(handle, signal, new Accept(handle), false);
 }
 
 /**

@@ -186,23 +186,6 @@ export class MessageKit {
     this.setControlLength(this.controlCapacity);
   }
 
-  /** Reads `msg_controllen`. */
-  controlLength(): number {
-    // A 64-bit msg_controllen never exceeds our buffer, and every supported
-    // target is little-endian: its low half is the value (the kernel and
-    // musl leave the high half 0, docs/abi.md). No BigInt needed.
-    const low = this.view.getUint32(this.controllenAt, true);
-    if (this.controllenWide && this.view.getUint32(this.controllenAt + 4, true) !== 0) {
-      return Number.MAX_SAFE_INTEGER;
-    }
-    return low;
-  }
-
-  /** Reads `msg_flags` (a successful `recvmsg` always writes it). */
-  takeFlags(): number {
-    return this.view.getInt32(this.flagsAt, true);
-  }
-
   #pointIov(): void {
     this.#dataBase = Number(addressOf(this.#dataMemory));
     writeWord(this.view, this.#iovBase, this.#pointerSize, this.#dataBase);
@@ -264,32 +247,16 @@ function buildRightsHeader(kit: MessageKit, n: number): void {
 }
 
 /**
- * Writes one `SCM_RIGHTS` message with `fds` into the send kit's control
- * buffer and sets `msg_controllen`, or sets it to 0 for no fds.
+ * Writes one `SCM_RIGHTS` message with the first `count` of `fds` into the
+ * send kit's control buffer and sets `msg_controllen`, or sets it to 0 for
+ * no fds.
  *
  * @param kit The send kit.
- * @param fds The fd numbers, already validated.
- */
-export function writeRights(kit: MessageKit, fds: readonly number[]): void {
-  const n = fds.length;
-  if (n === 0) {
-    kit.setControlLength(0);
-    return;
-  }
-  const at = rightsHeader(kit, n);
-  const view = kit.view;
-  for (let i = 0; i < n; i++) view.setInt32(at + i * FD_SIZE, fds[i]!, true);
-}
-
-/**
- * {@linkcode writeRights} for the first `count` numbers of an `Int32Array`
- * (the synchronous send's collection).
- *
- * @param kit The send kit.
- * @param fds The fd numbers, already validated.
+ * @param fds The fd numbers, already validated (an array, or the
+ * synchronous send's `Int32Array`).
  * @param count How many of them to send.
  */
-export function writeRightsFrom(kit: MessageKit, fds: Int32Array, count: number): void {
+export function writeRights(kit: MessageKit, fds: ArrayLike<number>, count: number): void {
   if (count === 0) {
     kit.setControlLength(0);
     return;
@@ -526,10 +493,26 @@ function takeControl(kit: MessageKit): number {
   ) {
     length = kit.controlCapacity;
   }
-  const shape = hostShape;
   const base = kit.controlOffset;
-  // The common case without the walk: one SCM_RIGHTS message, which is all
-  // of the control data (msg_controllen is its CMSG_SPACE).
+  const n = singleRights(view, base, length);
+  if (n < 0) return scanControl(hostShape, view, base, length, receivedFds);
+  const first = base + hostShape.dataOffset;
+  for (let i = 0; i < n; i++) receivedFds[i] = view.getInt32(first + i * FD_SIZE, true);
+  return n;
+}
+
+/**
+ * The common control data, told in a few reads: one `SCM_RIGHTS` message
+ * that is all of it (`msg_controllen` is its `CMSG_SPACE`).
+ *
+ * @param view The kit's memory.
+ * @param base Offset of the control buffer.
+ * @param length `msg_controllen`.
+ * @returns Its fd count, or -1 for anything else (no control data, several
+ * messages, credentials, a corrupt header): the walk's case.
+ */
+function singleRights(view: DataView, base: number, length: number): number {
+  const shape = hostShape;
   const len = view.getUint32(base + shape.lenAt, true);
   if (
     ((len + shape.alignMask) & ~shape.alignMask) === length && len >= shape.dataOffset &&
@@ -537,12 +520,9 @@ function takeControl(kit: MessageKit): number {
     view.getInt32(base + shape.levelAt, true) === shape.solSocket &&
     view.getInt32(base + shape.typeAt, true) === shape.scmRights
   ) {
-    const n = (len - shape.dataOffset) >>> 2;
-    const first = base + shape.dataOffset;
-    for (let i = 0; i < n; i++) receivedFds[i] = view.getInt32(first + i * FD_SIZE, true);
-    return n;
+    return (len - shape.dataOffset) >>> 2;
   }
-  return scanControl(shape, view, base, length, receivedFds);
+  return -1;
 }
 
 /**
@@ -570,7 +550,7 @@ function refusal(
   limit: string,
 ): ControlTruncatedError {
   closeReceived(0, count);
-  const truncatedControl = (receivedFlags & libc().layout.constants.MSG_CTRUNC) !== 0;
+  const truncatedControl = (receivedFlags & hostShape.msgCtrunc) !== 0;
   const message = truncatedControl
     ? `recvmsg truncated the control data (MSG_CTRUNC): ${count} fd${
       count === 1 ? "" : "s"
@@ -603,8 +583,31 @@ function setCloseOnExec(fds: Int32Array, count: number): void {
   for (let i = 0; i < count; i++) fcntl(fds[i]!, c.F_SETFD, c.FD_CLOEXEC);
 }
 
-/** Below this many bytes a plain loop copies faster than `set(subarray())`. */
+/** Below this many bytes a plain loop copies faster than `set()` or `slice()`. */
 const LOOP_COPY_MAX = 64;
+
+/**
+ * Copies `count` bytes of `source`, from `start`, to the start of `target`.
+ *
+ * @param target Where the bytes go.
+ * @param source Where they come from.
+ * @param start The first byte of `source` to copy.
+ * @param count How many bytes.
+ */
+export function copyBytes(
+  target: Uint8Array,
+  source: Uint8Array,
+  start: number,
+  count: number,
+): void {
+  if (count <= LOOP_COPY_MAX) {
+    for (let i = 0; i < count; i++) target[i] = source[start + i]!;
+  } else if (start === 0 && count === source.byteLength) {
+    target.set(source);
+  } else {
+    target.set(source.subarray(start, start + count));
+  }
+}
 
 /**
  * Copies `count` bytes of `source` into a new buffer of their own.
@@ -617,7 +620,7 @@ function copyOut(source: Uint8Array, count: number): Uint8Array {
   // slice() copies into a buffer it does not zero first.
   if (count > LOOP_COPY_MAX) return source.slice(0, count);
   const data = new Uint8Array(count);
-  for (let i = 0; i < count; i++) data[i] = source[i]!;
+  copyBytes(data, source, 0, count);
   return data;
 }
 
@@ -744,29 +747,17 @@ export function receiveInto(
   const count = libc().lib.recvmsg(fd, kit.header, flags);
   if (count < 0) return RECEIVE_FAILED;
   // The data first: a refused message still delivers it.
-  const source = kit.data;
-  if (count <= LOOP_COPY_MAX) {
-    for (let i = 0; i < count; i++) buffer[i] = source[i]!;
-  } else {
-    buffer.set(source.subarray(0, count));
-  }
-  // The common case in a few reads: one SCM_RIGHTS message that is all of
-  // the control data (msg_controllen is its CMSG_SPACE), nothing cut, and
-  // room for its fds, which go straight from the kit into the caller's
-  // array. Anything else (no fds included) is finishInto().
+  copyBytes(buffer, kit.data, 0, count);
+  // The common case: one SCM_RIGHTS message, nothing cut, and room for its
+  // fds, which go straight from the kit into the caller's array. Anything
+  // else (no fds included) is finishInto().
   const shape = hostShape;
   const base = kit.controlOffset;
-  const length = view.getUint32(kit.controllenAt, true);
-  const len = view.getUint32(base + shape.lenAt, true);
-  const n = (len - shape.dataOffset) >>> 2;
-  if (
-    fds === null || n > fds.length || len < shape.dataOffset ||
-    ((len + shape.alignMask) & ~shape.alignMask) !== length ||
-    (view.getInt32(kit.flagsAt, true) & shape.cutFlags) !== 0 || shape.slowFds ||
-    view.getInt32(base + shape.levelAt, true) !== shape.solSocket ||
-    view.getInt32(base + shape.typeAt, true) !== shape.scmRights ||
-    (shape.wideLen && view.getUint32(base + shape.lenAt + 4, true) !== 0)
-  ) {
+  const n = fds === null || shape.slowFds ||
+      (view.getInt32(kit.flagsAt, true) & shape.cutFlags) !== 0
+    ? -1
+    : singleRights(view, base, view.getUint32(kit.controllenAt, true));
+  if (fds === null || n < 0 || n > fds.length) {
     return finishInto(kit, count, buffer, fds, result, endOnEmpty);
   }
   const first = base + shape.dataOffset;

@@ -9,6 +9,7 @@
 import { libc } from "../../ffi/libc.ts";
 import { checkFdNumber, describeValue, type FdLike, fdNumberOf } from "./checks.ts";
 import {
+  copyBytes,
   getSendKit,
   type MessageKit,
   RECEIVE_FAILED,
@@ -17,7 +18,6 @@ import {
   receiveInto,
   receiveMessage,
   writeRights,
-  writeRightsFrom,
 } from "./message.ts";
 import { failure, waitSync, WOULD_BLOCK, type WouldBlock } from "./syscall.ts";
 import { encodeAddress, type UnixAddress } from "./address.ts";
@@ -33,6 +33,7 @@ const NO_FDS: readonly number[] = Object.freeze([]);
 // is under way; a collection started from inside another one (an `fd`
 // getter or an iterator that sends) gets an array of its own.
 const scratch: number[] = [];
+let scratchNumbers: Int32Array | undefined;
 let scratchInUse = false;
 
 function tooMany(max: number, count: string): RangeError {
@@ -52,36 +53,20 @@ function tooMany(max: number, count: string): RangeError {
  */
 export function collectFds(fds: Iterable<FdLike> | undefined): readonly number[] {
   if (fds === undefined) return NO_FDS;
-  if (
-    fds === null || typeof fds !== "object" ||
-    typeof (fds as Iterable<FdLike>)[Symbol.iterator] !== "function"
-  ) {
-    throw new TypeError(
-      `Option "fds" must be an array of fds, received ${describeValue(fds)}`,
-    );
-  }
   const max = libc().layout.maxFdsPerMessage;
   const own = !scratchInUse;
-  const out = own ? scratch : [];
-  let count = 0;
+  let numbers: Int32Array;
+  let count: number;
   if (own) scratchInUse = true;
   try {
-    if (Array.isArray(fds)) {
-      const n = fds.length;
-      if (n > max) throw tooMany(max, String(n));
-      for (let i = 0; i < n; i++) out[i] = fdAt(fds[i], i);
-      count = n;
-    } else {
-      for (const item of fds) {
-        if (count === max) throw tooMany(max, `more than ${max}`);
-        out[count] = fdAt(item, count);
-        count++;
-      }
-    }
+    numbers = own ? (scratchNumbers ??= new Int32Array(max)) : new Int32Array(max);
+    count = gatherFds(fds, numbers, max);
   } finally {
     if (own) scratchInUse = false;
   }
   if (count === 0) return NO_FDS;
+  const out = own ? scratch : [];
+  for (let i = 0; i < count; i++) out[i] = numbers[i]!;
   if (out.length !== count) out.length = count;
   return out;
 }
@@ -170,8 +155,8 @@ function gatherFds(fds: Iterable<FdLike>, into: Int32Array, max: number): number
 /**
  * Sends one message on a socket, blocking until done (waiting with `poll`
  * on a nonblocking socket): the synchronous send. The same rules as
- * {@linkcode startSend} and {@linkcode sendBlocking}, without the record
- * and the array they use: the fd numbers go from the caller's list to the
+ * the async send's {@linkcode startSend} and {@linkcode sendStep}, without
+ * the record and the array they use: the fd numbers go from the caller's list to the
  * control buffer through one reused `Int32Array`.
  *
  * On a stream, a send that the kernel cuts short is continued until every
@@ -223,13 +208,9 @@ function sendGathered(
     const length = data.byteLength;
     const target = kit.data;
     if (length > 0 && length <= target.byteLength) {
-      if (length <= LOOP_COPY_MAX) {
-        for (let i = 0; i < length; i++) target[i] = data[i]!;
-      } else {
-        target.set(data);
-      }
+      copyBytes(target, data, 0, length);
       kit.setIov(0, length);
-      writeRightsFrom(kit, numbers, count);
+      writeRights(kit, numbers, count);
       kit.setNameLength(0);
       const n = state.lib.sendmsg(fd, kit.header, state.noSignal);
       if (n === length || (n >= 0 && type !== "stream")) return n;
@@ -300,10 +281,10 @@ function sendChunks(
       let chunk = length - sent;
       if (!stream) kit.ensureData(chunk);
       else if (chunk > kit.data.byteLength) chunk = kit.data.byteLength;
-      copyInto(kit.data, bytes, sent, chunk);
+      copyBytes(kit.data, bytes, sent, chunk);
       kit.setIov(0, chunk);
     }
-    if (sent === first) writeRightsFrom(kit, numbers, count);
+    if (sent === first) writeRights(kit, numbers, count);
     else kit.setControlLength(0);
     kit.setNameLength(nameLength);
     const n = state.lib.sendmsg(fd, kit.header, state.noSignal);
@@ -341,8 +322,8 @@ function dataBytes(data: Uint8Array | string): Uint8Array {
 export interface Outgoing {
   /** The socket type. */
   type: SocketType;
-  /** The bytes, or `null` when they were encoded straight into the send kit. */
-  bytes: Uint8Array | null;
+  /** The bytes. */
+  bytes: Uint8Array;
   /** Whether `bytes` belongs to the message (encoded or copied), not to the caller. */
   ownsBytes: boolean;
   /** Total bytes. */
@@ -360,15 +341,14 @@ export interface Outgoing {
 const MAX_MESSAGE_BYTES = 0x7fffffff;
 
 /**
- * Checks a message and prepares it for {@linkcode sendStep}.
+ * Checks a message and prepares it for {@linkcode sendStep}: the record of
+ * an async send, which may outlive the call (a string gets bytes of its
+ * own). Synchronous sends go through {@linkcode sendMessageSync}.
  *
  * @param type The socket type.
  * @param data The bytes or text.
  * @param fds The fds (validated by {@linkcode collectFds}).
  * @param address The destination of a datagram, or `null`.
- * @param keep `true` when the message may outlive this call (async sends):
- * then a string is encoded into its own bytes, not into the shared kit,
- * and a new record is made.
  * @returns The outgoing message.
  */
 export function startSend(
@@ -376,20 +356,10 @@ export function startSend(
   data: Uint8Array | string,
   fds: readonly number[],
   address: UnixAddress | null,
-  keep: boolean,
 ): Outgoing {
-  let bytes: Uint8Array | null;
-  let length: number;
-  let ownsBytes = false;
-  if (!keep && typeof data === "string" && data.length * 3 <= getSendKit().data.byteLength) {
-    // Encode straight into the kit: no intermediate allocation.
-    length = encoder.encodeInto(data, getSendKit().data).written;
-    bytes = null;
-  } else {
-    ownsBytes = typeof data === "string";
-    bytes = dataBytes(data);
-    length = bytes.byteLength;
-  }
+  const ownsBytes = typeof data === "string";
+  const bytes = dataBytes(data);
+  const length = bytes.byteLength;
   if (length > MAX_MESSAGE_BYTES) {
     throw new RangeError(
       `Argument "data" is ${length} bytes, more than the ${MAX_MESSAGE_BYTES} one call can send`,
@@ -399,43 +369,7 @@ export function startSend(
   if (address !== null) encodeAddress(address, getSendKit().name(), "address");
   // An empty stream write sends nothing and needs no call.
   const done = type === "stream" && length === 0;
-  if (keep) return { type, bytes, ownsBytes, length, fds, address, sent: 0, done };
-  // A synchronous send finishes before anything else can start one: reuse
-  // one record instead of allocating per message.
-  const out = syncOutgoing;
-  out.type = type;
-  out.bytes = bytes;
-  out.ownsBytes = ownsBytes;
-  out.length = length;
-  out.fds = fds;
-  out.address = address;
-  out.sent = 0;
-  out.done = done;
-  return out;
-}
-
-const syncOutgoing: Outgoing = {
-  type: "stream",
-  bytes: null,
-  ownsBytes: false,
-  length: 0,
-  fds: NO_FDS,
-  address: null,
-  sent: 0,
-  done: true,
-};
-
-/** Below this many bytes a plain loop copies faster than `set(subarray())`. */
-const LOOP_COPY_MAX = 64;
-
-function copyInto(target: Uint8Array, source: Uint8Array, start: number, count: number): void {
-  if (count <= LOOP_COPY_MAX) {
-    for (let i = 0; i < count; i++) target[i] = source[start + i]!;
-  } else if (start === 0 && count === source.byteLength) {
-    target.set(source);
-  } else {
-    target.set(source.subarray(start, start + count));
-  }
+  return { type, bytes, ownsBytes, length, fds, address, sent: 0, done };
 }
 
 /**
@@ -446,7 +380,7 @@ function copyInto(target: Uint8Array, source: Uint8Array, start: number, count: 
  * @param out The message.
  */
 export function ownBytes(out: Outgoing): void {
-  if (out.ownsBytes || out.bytes === null) return;
+  if (out.ownsBytes) return;
   out.bytes = out.bytes.slice(0, out.length);
   out.ownsBytes = true;
 }
@@ -465,20 +399,16 @@ export function sendStep(fd: number, out: Outgoing, flags: number): boolean {
   const { lib, layout } = libc();
   const kit = getSendKit();
   let chunk: number;
-  if (out.bytes === null) {
-    chunk = out.length - out.sent;
-    kit.setIov(out.sent, chunk);
-  } else if (out.type !== "stream") {
+  if (out.type !== "stream") {
     chunk = out.length;
     kit.ensureData(chunk);
-    copyInto(kit.data, out.bytes, 0, chunk);
-    kit.setIov(0, chunk);
+    copyBytes(kit.data, out.bytes, 0, chunk);
   } else {
     chunk = Math.min(out.length - out.sent, kit.data.byteLength);
-    copyInto(kit.data, out.bytes, out.sent, chunk);
-    kit.setIov(0, chunk);
+    copyBytes(kit.data, out.bytes, out.sent, chunk);
   }
-  if (out.sent === 0) writeRights(kit, out.fds);
+  kit.setIov(0, chunk);
+  if (out.sent === 0) writeRights(kit, out.fds, out.fds.length);
   else kit.setControlLength(0);
   kit.setNameLength(
     out.address === null ? 0 : encodeAddress(out.address, kit.name(), "address"),
@@ -493,25 +423,6 @@ export function sendStep(fd: number, out: Outgoing, flags: number): boolean {
     }
     if (failure("sendmsg") === WOULD_BLOCK) return false;
   }
-}
-
-/**
- * Sends `out` on a socket, blocking until done (waiting with `poll` on a
- * nonblocking socket).
- *
- * On a stream, a send that the kernel cuts short is continued until every
- * byte is out; the fds travel with the first chunk. On seqpacket and dgram
- * sockets the message is sent whole or not at all.
- *
- * @param fd The socket.
- * @param out The message from {@linkcode startSend}.
- * @returns The number of bytes sent.
- */
-export function sendBlocking(fd: number, out: Outgoing): number {
-  while (!out.done) {
-    if (!sendStep(fd, out, 0)) waitSync(fd, libc().layout.constants.POLLOUT);
-  }
-  return out.sent;
 }
 
 /** Options for receiving one message. */
@@ -627,20 +538,10 @@ export function recvBlocking<F>(
   wantAddress: boolean,
   adopt: (fd: number) => F,
 ): Received<F> | null {
-  const state = recvState ?? initRecvState();
-  const endOnEmpty = type !== "dgram";
   for (;;) {
-    const message = receiveMessage(
-      fd,
-      maxBytes,
-      maxFds,
-      wantAddress,
-      adopt,
-      endOnEmpty,
-      state.cloexec,
-    );
-    if (message !== RECEIVE_FAILED) return message;
-    if (failure("recvmsg") === WOULD_BLOCK) waitSync(fd, state.pollIn);
+    const message = recvStep(fd, type, maxBytes, maxFds, wantAddress, 0, adopt);
+    if (message !== WOULD_BLOCK) return message;
+    waitSync(fd, (recvState ?? initRecvState()).pollIn);
   }
 }
 
@@ -767,11 +668,9 @@ export function recvIntoBlocking(
   fds: Int32Array | null,
   result: ReceivedInto,
 ): ReceivedInto | null {
-  const state = recvState ?? initRecvState();
-  const endOnEmpty = type !== "dgram";
   for (;;) {
-    const received = receiveInto(fd, buffer, fds, result, endOnEmpty, state.cloexec);
-    if (received !== RECEIVE_FAILED) return received;
-    if (failure("recvmsg") === WOULD_BLOCK) waitSync(fd, state.pollIn);
+    const received = recvIntoStep(fd, type, buffer, fds, result, 0);
+    if (received !== WOULD_BLOCK) return received;
+    waitSync(fd, (recvState ?? initRecvState()).pollIn);
   }
 }

@@ -8,7 +8,7 @@
 
 import { type FdLike, fdNumberOf } from "../core/checks.ts";
 import { socketTypeOf } from "../core/socket_calls.ts";
-import { recvBlocking, sendBlocking, startSend } from "../core/transfer.ts";
+import { recvBlocking, sendMessageSync } from "../core/transfer.ts";
 import { OwnedFd } from "../owned_fd.ts";
 import type { UnixSocket } from "../unix_socket.ts";
 
@@ -46,7 +46,7 @@ export function sendFd(socket: UnixSocket | number, fd: FdLike): void {
   const fds = [fdNumberOf(fd, "fd")];
   if (typeof socket === "number") {
     const number = fdNumberOf(socket, "socket");
-    sendBlocking(number, startSend(socketTypeOf(number, "socket"), ZERO_BYTE, fds, null, false));
+    sendMessageSync(number, socketTypeOf(number, "socket"), ZERO_BYTE, fds, null);
   } else {
     // Through the socket, so that its send order and state hold.
     socket.sendSync(ZERO_BYTE, { fds });
